@@ -71,6 +71,7 @@ def normalize(s: str) -> str:
             s = s[: m.start()].rstrip()
     s = _strip_text_wrappers(s)
     s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r"^([+-])\s+(?=[\d.\\])", r"\1", s)  # "- 5" -> "-5"
     return s
 
 

@@ -144,3 +144,43 @@ add("false_positive_trap", [
     ("121", "12", False), ("1/12", "12", False), ("C", "3", False), ("13", "C", False), ("0", "\\emptyset", False),
     ("1", "\\{1,2\\}", False), ("(1,2)", "[1,2]", False), ("0.1", "10\\%", True),
 ])
+
+# The same value written the ways models write it, for a spread of answer values (all True), and
+# one off-by-a-little version of each (False).
+for v in ["3", "17", "250", "1024", "12.5", "0.75"]:
+    add("surface_forms", [
+        (f"\\${v}", v, True), (f"{v}\\text{{ dollars}}", v, True), (f"{v}\\text{{ units}}", v, True),
+        (f"{{{v}}}", v, True), (f"\\mathbf{{{v}}}", v, True), (f"x = {v}", v, True), (f"{v}.", v, True),
+        (f"\\left({v}\\right)", f"({v})", True), (f"{v}1", v, False),
+    ])
+for num, den in [(1, 4), (3, 8), (5, 6), (7, 12)]:
+    dec = num / den
+    add("fraction_decimal", [
+        (f"{dec:.10f}".rstrip("0"), f"\\frac{{{num}}}{{{den}}}", True),  # enough digits: same value
+        (f"{dec:.2f}", f"\\frac{{{num}}}{{{den}}}", f"{dec:.2f}" == f"{dec:.10f}".rstrip("0")),  # rounded: only if exact
+        (f"\\frac{{{num * 3}}}{{{den * 3}}}", f"{dec:.10f}".rstrip("0"), True),
+        (f"-\\frac{{{num}}}{{{den}}}", f"\\frac{{{num}}}{{{den}}}", False),
+    ])
+add("radical_symbolic", [
+    ("\\sqrt{12}", "2\\sqrt{3}", True), ("\\sqrt{18}", "3\\sqrt2", True), ("\\sqrt{20}", "2\\sqrt{5}", True),
+    ("\\sqrt{27}", "3\\sqrt{3}", True), ("\\sqrt{50}", "5\\sqrt{2}", True), ("\\sqrt{48}", "4\\sqrt{3}", True),
+    ("\\sqrt{12}", "3\\sqrt{2}", False), ("\\sqrt{18}", "2\\sqrt{3}", False), ("\\frac{1}{\\sqrt2}", "\\frac{\\sqrt2}{2}", True),
+    ("\\sqrt{2}+\\sqrt{3}", "\\sqrt3+\\sqrt2", True), ("\\sqrt{5}-1", "1-\\sqrt5", False), ("2\\pi r", "2r\\pi", True),
+    ("\\frac{3\\sqrt{3}}{4}", "\\frac{3}{4}\\sqrt{3}", True), ("\\frac{\\sqrt{3}}{4}", "\\frac{3}{4}\\sqrt{3}", False),
+])
+add("negative", [
+    ("-5", "-5", True), ("- 5", "-5", True), ("-5", "5", False), ("(-5)", "-5", True), ("-\\frac{3}{2}", "-1.5", True),
+    ("\\frac{3}{-2}", "-1.5", True), ("-1.5", "1.5", False), ("-0.5", "-\\frac12", True), ("-2\\sqrt{2}", "-\\sqrt{8}", True),
+    ("-2\\sqrt{2}", "\\sqrt{8}", False),
+])
+add("false_positive_trap", [
+    ("4:40 a.m.", "4", False), ("the answer", "12", False), ("12 or 13", "12", False), ("12, 13", "12", False),
+    ("\\frac{12}{1}", "12", True), ("120\\%", "12", False), ("1.2", "12", False), ("12\\cdot 1", "12", True),
+    ("2", "\\text{two}", False), ("x^2", "x^3", False), ("\\infty", "10^{100}", False),
+    ("99.99", "100", False), ("1e-9", "0", False), ("0.0000001", "0", False), ("11.99999", "12", False),
+])
+add("interval", [
+    ("(0,1)", "(0,1)", True), ("[0,1]", "[0, 1]", True), ("(0,1]", "(0,1)", False), ("0 < x < 1", "(0,1)", True),
+    ("0 \\le x < 1", "[0,1)", True), ("x \\le 0", "(-\\infty,0]", True), ("x \\le 0", "(-\\infty,0)", False),
+    ("(-\\infty, \\infty)", "(-\\infty,\\infty)", True),
+])

@@ -10,7 +10,7 @@ from .reward_cases import CASES
 
 def test_case_table_is_large_and_covers_categories():
     cats = Counter(c for _, _, _, c in CASES)
-    assert len(CASES) >= 290
+    assert len(CASES) >= 400
     for needed in ["scientific", "interval", "repeating_decimal", "thousands", "units", "text", "percent",
                    "fraction", "mixed_number", "var_prefix", "set_multiple", "tuple", "matrix",
                    "multiple_choice", "false_positive_trap"]:
