@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         from rich.console import Console
 
-        Console(stderr=True).print(f"[bold red]error:[/] {e}", highlight=False)
+        Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {e}", highlight=False)
         return 2
 
 

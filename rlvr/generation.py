@@ -1,0 +1,171 @@
+"""Batched sampling with a KV cache: the one generation path for evaluation and training rollouts.
+
+`generate(model, tokenizer, prompts, cfg)` left-pads a batch of prompts, prefills them once, then
+decodes token by token from the KV cache, stopping when every sequence has emitted EOS or
+`max_new_tokens` is reached. Sampling is temperature + top-p via the Gumbel-max trick, with one
+seeded random stream per sequence: a sequence's sample depends only on its seed and the model,
+not on which other prompts share its batch or on what ran before (so an evaluation resumed after a
+kill, or a training step re-run after a resume, draws the same tokens). temperature 0 is greedy.
+
+Returned `logp` is the log-probability of each sampled token under softmax(logits / temperature)
+(temperature 1 when greedy), the sampling policy's log-prob that PPO/GRPO ratios need.
+
+Deliberately left out: beam search, repetition penalties, speculative decoding. For large GPU
+runs the `vllm` backend (rlvr.eval.backends) replaces this loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 512
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+
+
+@dataclass
+class Generation:
+    prompt_ids: list[int]
+    response_ids: list[int]  # includes the EOS token when one was emitted
+    text: str  # decoded response without special tokens
+    finish_reason: str  # "stop" (EOS) or "length"
+    logp: list[float] | None = None  # per response token, see module docstring
+
+
+def _eos_ids(tokenizer, model) -> list[int]:
+    ids = set()
+    for src in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
+        e = getattr(src, "eos_token_id", None)
+        if e is None:
+            continue
+        ids.update(e if isinstance(e, (list, tuple)) else [e])
+    return sorted(ids)
+
+
+def _cache_kwarg(model) -> str:
+    """Newer transformers name the KV-cache argument `cache`, older ones `past_key_values`."""
+    import inspect
+
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Set logits outside the smallest set with cumulative probability >= top_p to -inf. (B, V)."""
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, idx = torch.sort(logits, dim=-1, descending=True)
+    probs = torch.softmax(sorted_logits, dim=-1)
+    cum = probs.cumsum(dim=-1)
+    remove = cum - probs > top_p  # keep tokens until the mass before them reaches top_p
+    sorted_logits = sorted_logits.masked_fill(remove, float("-inf"))
+    return torch.empty_like(logits).scatter_(-1, idx, sorted_logits)
+
+
+@torch.inference_mode()
+def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: SamplingConfig, pad_id: int,
+                    eos: list[int], return_logp: bool) -> list[tuple[list[int], str, list[float] | None]]:
+    device = next(model.parameters()).device
+    B = len(prompt_ids)
+    L = max(len(p) for p in prompt_ids)
+    max_pos = getattr(model.config, "max_position_embeddings", None) or 10**9
+    max_new = max(0, min(cfg.max_new_tokens, max_pos - L))
+    input_ids = torch.full((B, L), pad_id, dtype=torch.long)
+    attn = torch.zeros((B, L), dtype=torch.long)
+    for i, p in enumerate(prompt_ids):  # left padding
+        input_ids[i, L - len(p):] = torch.tensor(p, dtype=torch.long)
+        attn[i, L - len(p):] = 1
+    input_ids, attn = input_ids.to(device), attn.to(device)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (B, L)
+    gens = [torch.Generator(device="cpu").manual_seed(int(s) & 0xFFFFFFFFFFFF) for s in seeds]
+    eos_t = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
+    greedy = cfg.temperature <= 0
+    temp = 1.0 if greedy else cfg.temperature
+
+    out_tokens = torch.full((B, max_new), pad_id, dtype=torch.long, device=device)
+    out_logp = torch.zeros((B, max_new), dtype=torch.float32, device=device) if return_logp else None
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    lengths = torch.full((B,), max_new, dtype=torch.long, device=device)
+    stopped = torch.zeros(B, dtype=torch.bool, device=device)
+
+    past = None
+    cache_kw = _cache_kwarg(model)
+    cur_ids, cur_pos = input_ids, pos
+    for t in range(max_new):
+        out = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos, use_cache=True, **{cache_kw: past})
+        past = out.past_key_values
+        logits = out.logits[:, -1, :].float() / temp  # (B, V)
+        if greedy:
+            tok = logits.argmax(-1)
+        else:
+            masked = _top_p_mask(logits, cfg.top_p)
+            noise = torch.stack([torch.rand(masked.shape[-1], generator=g) for g in gens]).to(device)  # (B, V)
+            gumbel = -torch.log(-torch.log(noise.clamp_(1e-20, 1.0 - 1e-7)))
+            tok = (masked + gumbel).argmax(-1)
+        if return_logp:
+            out_logp[:, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
+        out_tokens[:, t] = tok
+        if eos_t is not None:
+            hit = torch.isin(tok, eos_t) & ~finished
+            lengths = torch.where(hit, torch.full_like(lengths, t + 1), lengths)
+            stopped |= hit
+            finished |= hit
+        if bool(finished.all()):
+            break
+        cur_ids = tok[:, None]
+        attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
+        cur_pos = cur_pos[:, -1:] + 1
+    results = []
+    tokens_cpu = out_tokens.cpu()
+    logp_cpu = out_logp.cpu() if return_logp else None
+    for i in range(B):
+        n = int(lengths[i])
+        ids = tokens_cpu[i, :n].tolist()
+        results.append((ids, "stop" if bool(stopped[i]) else "length", logp_cpu[i, :n].tolist() if return_logp else None))
+    return results
+
+
+def generate(model, tokenizer, prompts: Sequence[str] | Sequence[Sequence[int]], cfg: SamplingConfig,
+             batch_size: int = 64, return_logp: bool = False, seeds: Sequence[int] | None = None,
+             progress: Callable[[int, int], None] | None = None) -> list[Generation]:
+    """Sample one response per prompt (repeat a prompt for several samples; give each its own seed).
+
+    prompts: rendered prompt strings (tokenized without special tokens) or token-id lists.
+    seeds: one per prompt (default: cfg.seed + position).
+    progress: called as progress(done_sequences, new_tokens) after each batch.
+    Batches are formed from prompts of similar length (sorted), results come back in input order.
+    """
+    if seeds is None:
+        seeds = [cfg.seed + i for i in range(len(prompts))]
+    if len(seeds) != len(prompts):
+        raise ValueError(f"got {len(seeds)} seeds for {len(prompts)} prompts")
+    ids = [list(p) if not isinstance(p, str) else tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (_eos_ids(tokenizer, model) or [0])[0]
+    eos = _eos_ids(tokenizer, model)
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    results: list[Generation | None] = [None] * len(ids)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            outs = _generate_batch(model, [ids[i] for i in chunk], [seeds[i] for i in chunk], cfg, pad_id, eos,
+                                   return_logp)
+            new_tokens = 0
+            for i, (resp, reason, logp) in zip(chunk, outs):
+                text = tokenizer.decode(resp, skip_special_tokens=True)
+                results[i] = Generation(ids[i], resp, text, reason, logp)
+                new_tokens += len(resp)
+            if progress is not None:
+                progress(len(chunk), new_tokens)
+    finally:
+        model.train(was_training)
+    return results  # type: ignore[return-value]
