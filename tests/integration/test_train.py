@@ -1,0 +1,112 @@
+"""End-to-end training on a tiny random model: metrics, exact resume after SIGKILL, torchrun 2 = 1."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rlvr import metrics as M
+
+VOLATILE = ("timing/", "perf/")
+
+
+@pytest.fixture(scope="module")
+def train_file(tmp_path_factory):
+    rows = [{"problem": f"What is {i}+{i}?", "answer": str(2 * i), "index": i} for i in range(6)]
+    p = tmp_path_factory.mktemp("data") / "train.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return p
+
+
+def overrides(model_dir, train_file, run_dir, steps=4, extra=()):
+    return [f"model.path={model_dir}", f"data.train={train_file}", "data.template=testbed", "optim.prompts_per_step=4",
+            "rollout.samples_per_prompt=4", "rollout.max_response_tokens=12", f"steps={steps}", "save_every=2",
+            f"run_dir={run_dir}", "optim.lr=1e-3", "optim.micro_batch_seqs=8", "threads=1", "grader_workers=1",
+            "tensorboard=false", "rollout.temperature=1.0", *extra]
+
+
+def read_metrics(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if not k.startswith(VOLATILE)} for r in rows]
+
+
+def test_three_steps_change_params_and_log_every_key(tiny_model_dir, train_file, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from rlvr.config import load_config
+    from rlvr.trainer.config import TrainConfig
+    from rlvr.trainer.loop import train
+
+    cfg = load_config(TrainConfig, None, overrides(tiny_model_dir, train_file, tmp_path / "run", steps=3))
+    train(cfg)
+    rows = read_metrics(tmp_path / "run")
+    assert [r[M.STEP] for r in rows] == [1, 2, 3]
+    for r in rows:
+        for k in M.TRAIN_KEYS:
+            if k != M.TOKENS_PER_S:
+                assert k in r and math.isfinite(r[k]), k
+    before = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    after = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    history = json.loads((tmp_path / "run" / "acc_history.json").read_text())
+    assert set(history) <= {str(i) for i in range(6)} and all(len(v) >= 1 for v in history.values())
+    assert (tmp_path / "run" / "rollouts" / "step_1.jsonl").exists()
+    assert (tmp_path / "run" / "checkpoints" / "step_2" / "policy" / "config.json").exists()
+
+
+def _cli(args):
+    return [sys.executable, "-m", "rlvr.cli", "train", *args]
+
+
+def test_sigkill_and_resume_gives_identical_metrics(tiny_model_dir, train_file, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    ref_dir, kill_dir = tmp_path / "ref", tmp_path / "killed"
+    subprocess.run(_cli(overrides(tiny_model_dir, train_file, ref_dir, steps=6)), check=True, env=env,
+                   capture_output=True)
+    proc = subprocess.Popen(_cli(overrides(tiny_model_dir, train_file, kill_dir, steps=6)), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (kill_dir / "checkpoints" / "step_2" / "state.json").exists():
+        assert time.time() < deadline and proc.poll() is None, "the run never reached its first checkpoint"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    r = subprocess.run(_cli([*overrides(tiny_model_dir, train_file, kill_dir, steps=6), "--resume"]), env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert read_metrics(kill_dir) == read_metrics(ref_dir)
+    assert json.loads((kill_dir / "acc_history.json").read_text()) == json.loads((ref_dir / "acc_history.json").read_text())
+
+
+def test_torchrun_two_processes_match_one(tiny_model_dir, train_file, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one, two = tmp_path / "one", tmp_path / "two"
+    subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=3)), check=True, env=env, capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+                        "-m", "rlvr.cli", "train", *overrides(tiny_model_dir, train_file, two, steps=3)],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = read_metrics(one), read_metrics(two)
+    assert len(a) == len(b) == 3
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), k
+
+
+def test_config_typo_fails_before_compute(capsys, tiny_model_dir):
+    from rlvr.cli import main
+
+    assert main(["train", "optim.lrr=1e-6"]) == 2
+    assert "did you mean 'optim.lr'" in capsys.readouterr().err
+    assert main(["train", "model.path=/nonexistent/model"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", f"model.path={tiny_model_dir}", "data.train=no_such_set"]) == 2
+    assert "not registered" in capsys.readouterr().err
