@@ -74,3 +74,33 @@ def test_paper_history_gives_paper_ranking():
     assert ranked[1] == "267"  # pi2
     assert ranked[12] == "682"  # pi13
     assert ranked[-1] == "789"  # pi1209
+
+
+def test_cli_ranks_the_vendored_paper_history_and_builds_pi1(tmp_path):
+    from rlvr import data
+    from rlvr.cli import main
+
+    out, built = tmp_path / "ranking.json", tmp_path / "pi1.parquet"
+    assert main(["select", "--history", "paper", "--out", str(out), "--build", str(built)]) == 0
+    ranking = json.loads(out.read_text())["ranking"]
+    assert [ranking[i]["index"] for i in (0, 1, 12)] == [124, 267, 682]
+    assert ranking[0]["answer"] == "12.8" and len(ranking[0]["history"]) >= 2
+    rows = data.read_verl(built)
+    assert len(rows) == 128 and all(r == data.pool_verl_row(124) for r in rows)
+    # the ranking file feeds `rlvr data build --ranking`
+    assert data.resolve_picks("dsr_sub", ranking=str(out), top=2) == [124, 267]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "is empty"),
+    ('{"124": [0.5]}', "at least 2"),
+    ('{"99999": [0.5, 1.0]}', "not in pool"),
+    ("[1, 2]", "must map"),
+])
+def test_cli_history_errors(tmp_path, capsys, content, message):
+    from rlvr.cli import main
+
+    h = tmp_path / "h.json"
+    h.write_text(content)
+    assert main(["select", "--history", str(h), "--out", str(tmp_path / "r.json")]) == 2
+    assert message in capsys.readouterr().err
