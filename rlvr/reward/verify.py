@@ -18,6 +18,7 @@ The decision runs in stages, cheapest first; the first stage that can decide, de
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from fractions import Fraction
@@ -206,19 +207,24 @@ def inequality_to_interval(s: str) -> str | None:
     return left + "," + right
 
 
-_mv_local = threading.local()
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str, in_main: bool):
+    """math-verify parse of one answer, cached: a gold is compared with many responses (G samples,
+    many checkpoints), and answers repeat."""
+    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse
 
-
-def _math_verify_equal(pred: str, gold: str) -> bool:
-    from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
-
-    in_main = threading.current_thread() is threading.main_thread()
     # math-verify's own timeouts use SIGALRM, which only works on the main thread; our Grader
     # enforces the wall-clock limit from outside the worker anyway.
     kw = {} if in_main else {"parsing_timeout": None}
-    cfg = [LatexExtractionConfig(), ExprExtractionConfig()]
-    g = parse(f"${gold}$", extraction_config=cfg, **kw)
-    p = parse(f"${pred}$", extraction_config=cfg, **kw)
+    return tuple(parse(f"${text}$", extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()], **kw))
+
+
+def _math_verify_equal(pred: str, gold: str) -> bool:
+    from math_verify import verify
+
+    in_main = threading.current_thread() is threading.main_thread()
+    g = list(_parse(gold, in_main))
+    p = list(_parse(pred, in_main))
     if not g or not p:
         return False
     vkw = {} if in_main else {"timeout_seconds": None}
