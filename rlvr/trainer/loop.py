@@ -259,6 +259,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                                   betas=tuple(cfg.optim.betas))
     state = {"acc_history": {}}
     start = 0
+    if resume and ckpt is None and dist.is_main() and (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()  # killed before its first checkpoint: start over cleanly
     if ckpt is not None:
         state = load_checkpoint_into(ckpt, policy, optimizer, critic, critic_opt)
         start = state["step"]
