@@ -41,7 +41,6 @@ def settings_for(protocol: str, benchmark: str) -> BenchmarkSettings:
     table = PROTOCOLS[protocol]
     if benchmark in table:
         return table[benchmark]
-    for pattern, s in table.items():
-        if pattern.endswith("*") and benchmark.startswith(pattern[:-1]):
-            return s
-    return table.get("*", _GREEDY)
+    # the most specific wildcard wins ("testbed/*" before "*")
+    matches = [p for p in table if p.endswith("*") and benchmark.startswith(p[:-1])]
+    return table[max(matches, key=len)] if matches else _GREEDY

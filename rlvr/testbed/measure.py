@@ -44,12 +44,67 @@ def measure(model: str = "testbed", out: Path = Path("eval/testbed-base"), seed:
     }
 
 
+def write_card(metrics: dict, model_dir: Path, seconds: float) -> None:
+    """Write metrics.json and the model card README.md next to the weights."""
+    from rlvr.utils.io import atomic_write_json, atomic_write_text
+
+    info = json.loads((model_dir / "pretrain_log.json").read_text())
+    c = info["config"]
+    band = (0.15 <= metrics["acc_t0.6"] <= 0.45, metrics["pass@8"] >= 2 * metrics["acc_t0.6"], metrics["no_box_rate"] >= 0.10)
+    subj = ", ".join(f"{k} {v:.3f}" for k, v in metrics["by_subject_t0.6"].items())
+    styles = ", ".join(f"{k} {metrics['style_share'][k]:.3f} (accuracy {metrics['style_acc'][k]:.3f})" for k in metrics["style_share"])
+    atomic_write_json(model_dir / "metrics.json", metrics)
+    atomic_write_text(model_dir / "README.md", f"""# rlvr testbed base model
+
+A `Qwen2ForCausalLM` ({info['params'] / 1e6:.2f} M parameters: hidden {c['hidden_size']}, {c['num_layers']} layers,
+{c['num_heads']} heads, MLP {c['intermediate_size']}, tied embeddings) with a character-level byte-level BPE tokenizer
+(100 symbols) whose chat template renders a user turn as `Q: ...` + newline + `A: `. Pre-trained from scratch by
+`rlvr testbed build` (seed {c['seed']}, {c['steps']} steps of {c['batch_seqs']} x {c['seq_len']} packed tokens,
+AdamW lr {c['lr']} cosine to {c['min_lr']}, weight decay {c['weight_decay']}, {c['threads']} threads):
+{info['tokens'] / 1e6:.1f} M tokens in {info['minutes']} min on 2 CPU cores, final loss {info['final_loss']}.
+
+Corpus: generated problems of six categories (arithmetic, algebra, number theory, counting,
+fractions, geometry; levels 1-5), none of them in `testbed/pool` or `testbed/test`, each with a
+solution in one of three styles drawn independently of the problem: careful step-by-step working
+(share {c['mix']['careful']}, a step slips with probability {c['mix']['slip']} rising with the level),
+careful working with a "Let me recheck" line that usually catches a slip ({c['mix']['reflect']}),
+and a bare guess ({c['mix']['guess']}, right {c['mix']['guess_right']} of the time); {c['mix']['unboxed']} of
+all documents end "The answer is N." without a box.
+
+## Measured (`python -m rlvr.testbed.measure --write-card`)
+Held-out `testbed/test` (500 problems), graded by `rlvr.reward` (last `\\boxed{{}}`):
+
+| metric | value | target band |
+|---|---|---|
+| accuracy, T = 0.6 (8 samples per problem) | {metrics['acc_t0.6']:.3f} | 0.15-0.45: {'in' if band[0] else 'OUT'} |
+| pass@8 | {metrics['pass@8']:.3f} | >= 2 x accuracy: {'yes' if band[1] else 'NO'} |
+| responses without a boxed answer, T = 0.6 | {metrics['no_box_rate']:.3f} | >= 0.10: {'yes' if band[2] else 'NO'} |
+| maj@8 | {metrics['maj@8']:.3f} | |
+| greedy accuracy | {metrics['greedy_acc']:.3f} | |
+| greedy responses without a box | {metrics['greedy_no_box']:.3f} | |
+| mean response length (tokens) | {metrics['response_len_mean']:.1f} | |
+
+Per category (T = 0.6): {subj}.
+
+Styles in the sampled responses: {styles}.
+""")
+
+
 def main() -> None:
+    import time
+
+    from rlvr.models import resolve_model_path
+
     p = argparse.ArgumentParser()
     p.add_argument("--model", default="testbed")
     p.add_argument("--out", type=Path, default=Path("eval/testbed-base"))
+    p.add_argument("--write-card", action="store_true", help="write metrics.json and README.md into the model folder")
     args = p.parse_args()
-    print(json.dumps(measure(args.model, args.out), indent=1))
+    t0 = time.time()
+    m = measure(args.model, args.out)
+    print(json.dumps(m, indent=1))
+    if args.write_card:
+        write_card(m, resolve_model_path(args.model), time.time() - t0)
 
 
 if __name__ == "__main__":
