@@ -66,6 +66,9 @@ def test_paper_protocol_table():
     s = settings_for("paper", "aime24")
     assert (s.n_samples, s.temperature, s.top_p, s.max_new_tokens, s.template) == (8, 0.6, 1.0, 3072, "qwen25-math-cot")
     assert settings_for("paper", "testbed/test/algebra").template == "testbed"
+    # the most specific pattern wins: the greedy protocol's "*" must not catch testbed sets
+    assert settings_for("greedy", "testbed/test").template == "testbed"
+    assert settings_for("greedy", "math500").template == "qwen25-math-cot"
 
 
 def test_vllm_backend_names_the_extra():
