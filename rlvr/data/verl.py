@@ -59,8 +59,8 @@ def problem_from_verl_row(row: dict, where: str = "row") -> Problem:
     )
 
 
-def read_verl(path: str | os.PathLike) -> list[dict]:
-    """Rows of a verl parquet or JSONL file, as plain dicts."""
+def _read_rows(path: str | os.PathLike) -> list[dict]:
+    """Plain dict rows of a .parquet or .jsonl/.json file; errors name the file and line."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"data file {path} does not exist")
@@ -77,8 +77,15 @@ def read_verl(path: str | os.PathLike) -> list[dict]:
             raise UserError(str(e)) from None
     else:
         raise UserError(f"{path}: unknown data format {path.suffix!r}; use .parquet or .jsonl")
+    for r in rows:
+        r.pop("__index_level_0__", None)  # the pandas index some parquet files carry
+    return rows
+
+
+def read_verl(path: str | os.PathLike) -> list[dict]:
+    """Rows of a verl parquet or JSONL file, as plain dicts."""
+    rows = _read_rows(path)
     for i, r in enumerate(rows):
-        r.pop("__index_level_0__", None)
         check_verl_row(r, f"{path} row {i}")
     return rows
 
@@ -117,19 +124,7 @@ def write_verl(rows: list[dict], path: str | os.PathLike, force: bool = False) -
 def load_problems_from_file(path: str | os.PathLike) -> list[Problem]:
     """Problems from a user file: verl rows, or simple {problem, answer} rows (JSONL or parquet)."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"data file {path} does not exist")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        raw = pq.read_table(path).to_pylist()
-    else:
-        from rlvr.utils.io import read_jsonl
-
-        try:
-            raw = read_jsonl(path)
-        except ValueError as e:
-            raise UserError(str(e)) from None
+    raw = _read_rows(path)
     out = []
     for i, r in enumerate(raw):
         where = f"{path} row {i}"
