@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
+from rlvr.decoder import StaticDecoder
+from rlvr.decoder import supports as supports_static
+
 
 @dataclass
 class SamplingConfig:
@@ -28,6 +31,8 @@ class SamplingConfig:
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
+    ignore_eos: bool = False  # never sample EOS: every response runs to max_new_tokens (benchmarks)
+    decoder: str = "auto"  # auto: rlvr.decoder's static KV cache when it supports the model; "hf": transformers' forward
 
 
 @dataclass
@@ -95,13 +100,32 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     lengths = torch.full((B,), max_new, dtype=torch.long, device=device)
     stopped = torch.zeros(B, dtype=torch.bool, device=device)
 
-    past = None
-    cache_kw = _cache_kwarg(model)
-    cur_ids, cur_pos = input_ids, pos
-    for t in range(max_new):
-        out = model(input_ids=cur_ids, attention_mask=attn, position_ids=cur_pos, use_cache=True, **{cache_kw: past})
+    use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
+    if use_static:
+        decoder = StaticDecoder(model, B, L + max_new)
+    past, cache_kw = None, _cache_kwarg(model)
+
+    def next_logits(tok: torch.Tensor | None) -> torch.Tensor:
+        """Prefill (tok None) or feed the last sampled tokens; logits of the next position (B, V)."""
+        nonlocal past, attn, cur_pos
+        if use_static:
+            return decoder.prefill(input_ids, attn) if tok is None else decoder.step(tok)
+        if tok is None:
+            ids = input_ids
+        else:
+            ids = tok[:, None]
+            attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
+            cur_pos = cur_pos[:, -1:] + 1
+        out = model(input_ids=ids, attention_mask=attn, position_ids=cur_pos, use_cache=True, **{cache_kw: past})
         past = out.past_key_values
-        logits = out.logits[:, -1, :].float() / temp  # (B, V)
+        return out.logits[:, -1, :]
+
+    cur_pos = pos
+    tok = None
+    for t in range(max_new):
+        logits = next_logits(tok).float() / temp  # (B, V)
+        if cfg.ignore_eos and eos_t is not None:
+            logits.index_fill_(-1, eos_t, float("-inf"))
         if greedy:
             tok = logits.argmax(-1)
         else:
@@ -120,9 +144,6 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             finished |= hit
         if bool(finished.all()):
             break
-        cur_ids = tok[:, None]
-        attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
-        cur_pos = cur_pos[:, -1:] + 1
     results = []
     tokens_cpu = out_tokens.cpu()
     logp_cpu = out_logp.cpu() if return_logp else None

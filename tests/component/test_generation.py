@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from rlvr.generation import SamplingConfig, generate
@@ -42,3 +43,19 @@ def test_lengths_logp_and_finish(tiny_model_and_tokenizer):
         logits = model(ids).logits[0, len(g.prompt_ids) - 1 : -1]
     ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(g.response_ids)[:, None]).squeeze(-1)
     assert torch.allclose(ref, torch.tensor(g.logp), atol=1e-4)
+
+
+def test_static_decoder_and_transformers_forward_sample_the_same(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    cfgs = [SamplingConfig(max_new_tokens=16, temperature=1.0, top_p=0.95, seed=3, decoder=d) for d in ("static", "hf")]
+    a, b = (generate(model, tok, PROMPTS, c, return_logp=True) for c in cfgs)
+    assert [g.response_ids for g in a] == [g.response_ids for g in b]
+    for ga, gb in zip(a, b):
+        assert ga.logp == pytest.approx(gb.logp, abs=1e-4)
+
+
+def test_ignore_eos_runs_every_response_to_the_limit(tiny_model_and_tokenizer):
+    model, tok = tiny_model_and_tokenizer
+    gens = generate(model, tok, PROMPTS, SamplingConfig(max_new_tokens=24, temperature=1.0, ignore_eos=True))
+    assert all(len(g.response_ids) == 24 and g.finish_reason == "length" for g in gens)
+    assert all(tok.eos_token_id not in g.response_ids for g in gens)

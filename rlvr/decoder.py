@@ -1,0 +1,158 @@
+"""A static-KV-cache decoder for Llama-family causal LMs (Qwen2, Llama, Mistral): the weights of a
+`transformers` model run by a short functional forward, for sampling.
+
+Why: decoding runs the model once per new token. transformers' generic forward rebuilds masks,
+grows its KV cache by concatenation and dispatches many small ops per layer; for the batch sizes of
+RL rollouts on CPU (and for small models anywhere) that overhead, not arithmetic, sets the speed.
+Here the cache is allocated once for the whole batch (layers, B, kv_heads, prompt + max_new, head_dim),
+each step writes one position in place, q/k/v and gate/up projections run as one matmul each, and
+attention reads the filled prefix. The arithmetic is the model's own: its RMSNorm epsilon, its
+rotary module (so every rope scaling type transformers implements), its projections and biases.
+`supports(model)` says which models this covers; others use transformers' forward
+(`rlvr.generation` picks automatically). tests/unit/test_decoder.py checks the logits against
+transformers' forward with left padding, for Qwen2 (q/k/v biases) and Llama (grouped KV heads).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+_FAMILY = {"qwen2", "llama", "mistral"}
+
+
+def supports(model) -> bool:
+    """A Llama-family decoder with SiLU MLP, full (not sliding-window) attention and a plain LM head."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) not in _FAMILY:
+        return False
+    if getattr(cfg, "hidden_act", "silu") != "silu" or getattr(cfg, "use_sliding_window", False):
+        return False
+    if getattr(cfg, "model_type", None) == "mistral" and getattr(cfg, "sliding_window", None):
+        return False
+    inner = getattr(model, "model", None)
+    return inner is not None and hasattr(inner, "layers") and hasattr(inner, "rotary_emb") and hasattr(model, "lm_head")
+
+
+def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
+    h = x.float()
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return w * h.to(x.dtype)
+
+
+def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding. x (B, H, T, D), cos/sin (B, 1, T, D)."""
+    half = x.shape[-1] // 2
+    rot = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    return x * cos + rot * sin
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+    """Masked softmax attention with grouped KV heads, as plain matmuls (for a few query positions
+    this beats the fused CPU kernel several times over). q (B, H, T, D), k/v (B, Hkv, S, D),
+    mask (B, 1, T, S) True = attend -> (B, H, T, D)."""
+    B, H, T, D = q.shape
+    hkv = k.shape[1]
+    g = H // hkv
+    qg = q.reshape(B, hkv, g * T, D)  # heads of a group share their KV head
+    s = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # (B, Hkv, g*T, S)
+    s = s.view(B, hkv, g, T, -1).masked_fill(~mask[:, :, None], float("-inf"))
+    p = torch.softmax(s, dim=-1).to(v.dtype).view(B, hkv, g * T, -1)
+    return torch.matmul(p, v).view(B, H, T, D)
+
+
+class StaticDecoder:
+    """Prefill a left-padded batch once, then one token per `step`; logits of the last position.
+
+    decoder = StaticDecoder(model, batch=B, max_len=prompt_len + max_new)
+    logits = decoder.prefill(input_ids, attention_mask)   # (B, V)
+    logits = decoder.step(next_tokens)                    # (B, V), repeat
+    """
+
+    @torch.no_grad()
+    def __init__(self, model, batch: int, max_len: int):
+        cfg = model.config
+        inner = model.model
+        self.model = model
+        p = next(model.parameters())
+        self.device, self.dtype = p.device, p.dtype
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        self.eps = cfg.rms_norm_eps
+        self.scale = self.head_dim ** -0.5
+        self.rotary = inner.rotary_emb
+        self.embed = inner.embed_tokens.weight
+        self.norm_w = inner.norm.weight
+        self.lm_head = model.lm_head.weight
+        self.lm_bias = getattr(model.lm_head, "bias", None)
+        self.layers = []
+        for layer in inner.layers:
+            a, m = layer.self_attn, layer.mlp
+            qkv_w = torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight])
+            biases = [a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]
+            qkv_b = torch.cat(biases) if all(b is not None for b in biases) else None
+            self.layers.append({
+                "ln1": layer.input_layernorm.weight, "ln2": layer.post_attention_layernorm.weight,
+                "qkv_w": qkv_w, "qkv_b": qkv_b, "o_w": a.o_proj.weight, "o_b": a.o_proj.bias,
+                "gu_w": torch.cat([m.gate_proj.weight, m.up_proj.weight]), "down_w": m.down_proj.weight,
+            })
+        self.inter = inner.layers[0].mlp.gate_proj.weight.shape[0]
+        shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
+        self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.valid = torch.zeros((batch, max_len), dtype=torch.bool, device=self.device)  # attendable positions
+        self.pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # next rotary position per row
+        self.t = 0  # filled cache length
+
+    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor) -> torch.Tensor:
+        """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T)."""
+        w = self.layers[i]
+        B, T, _ = h.shape
+        x = _rms(h, w["ln1"], self.eps)
+        qkv = F.linear(x, w["qkv_w"], w["qkv_b"])
+        nq, nk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
+        q = qkv[..., :nq].view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k = qkv[..., nq:nq + nk].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        v = qkv[..., nq + nk:].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        end = self.t + T
+        self.k[i, :, :, self.t:end] = k
+        self.v[i, :, :, self.t:end] = v
+        att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], mask, self.scale)
+        h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), w["o_w"], w["o_b"])
+        x = _rms(h, w["ln2"], self.eps)
+        gu = F.linear(x, w["gu_w"])
+        return h + F.linear(F.silu(gu[..., :self.inter]) * gu[..., self.inter:], w["down_w"])
+
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        h = F.embedding(ids, self.embed)
+        cos, sin = self.rotary(h, positions)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        for i in range(len(self.layers)):
+            h = self._layer(i, h, cos, sin, mask)
+        self.t += ids.shape[1]
+        last = _rms(h[:, -1], self.norm_w, self.eps)
+        return F.linear(last, self.lm_head, self.lm_bias)
+
+    @torch.no_grad()
+    def prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Left-padded prompts (B, L) and their mask -> next-token logits (B, V)."""
+        B, L = input_ids.shape
+        attn = attention_mask.bool()
+        self.valid[:, :L] = attn
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        self.pos = positions[:, -1] + 1
+        causal = torch.ones((L, L), dtype=torch.bool, device=self.device).tril()
+        mask = causal[None] & attn[:, None, :]  # (B, L, L): causal and not padding
+        mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
+        return self._forward(input_ids, positions, mask[:, None])
+
+    @torch.no_grad()
+    def step(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The tokens just sampled (B,) -> next-token logits (B, V)."""
+        self.valid[:, self.t] = True
+        mask = self.valid[:, None, None, :self.t + 1]  # (B, 1, 1, t+1)
+        logits = self._forward(tokens[:, None], self.pos[:, None], mask)
+        self.pos = self.pos + 1
+        return logits
