@@ -67,3 +67,40 @@ def all_gather_objects(obj):
 def shutdown() -> None:
     if is_dist():
         dist.destroy_process_group()
+
+
+# --- FSDP2 ----------------------------------------------------------------------------------------
+
+def fsdp_shard(model, mixed_bf16: bool = False):
+    """Shard a transformers causal LM with FSDP2 (`fully_shard`): each decoder layer is its own unit
+    (its parameters are gathered just before it runs and freed after), then the root (embeddings,
+    final norm, head). Parameters become DTensors; the optimiser must be built after this."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if mixed_bf16 else None
+    kw = {"mp_policy": mp} if mp is not None else {}
+    inner = getattr(model, "model", None) or getattr(model, getattr(model, "base_model_prefix", ""), None)
+    layers = getattr(inner, "layers", None)
+    if layers is None:
+        raise ValueError(f"fsdp: cannot find the decoder layers of {type(model).__name__} (expected model.model.layers)")
+    for layer in layers:
+        fully_shard(layer, **kw)
+    fully_shard(model, **kw)
+    return model
+
+
+def is_sharded(model) -> bool:
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(p, DTensor) for p in model.parameters())
+
+
+def full_state_dict(model) -> dict:
+    """The whole model's state dict as plain CPU tensors: gathered from the shards when sharded (a
+    collective: every rank must call it; only rank 0 receives the tensors), else the module's own."""
+    if is_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    m = model.module if hasattr(model, "module") else model
+    return m.state_dict()

@@ -27,7 +27,7 @@ EPOCH = "train/epoch"
 TRAIN_KEYS = [SCORE_MEAN, SCORE_STD, ADV_MEAN, PG_LOSS, KL_LOSS, ENTROPY, PG_CLIPFRAC, PPO_KL, GRAD_NORM, LR,
               RESP_LEN_MEAN, RESP_LEN_MAX, RESP_CLIP_RATIO, FRAC_ZERO_STD, NO_ANSWER_RATE, TIMEOUT_RATE,
               REFLECTION_RATE, TOKENS_PER_S, EPOCH]
-STAGES = ["gen", "reward", "old_log_prob", "ref", "adv", "update_critic", "update_actor", "eval", "save", "step"]
+STAGES = ["gen", "reward", "old_log_prob", "ref", "adv", "update_critic", "update_actor", "sync", "eval", "save", "step"]
 
 
 def timing(stage: str) -> str:

@@ -22,6 +22,11 @@ class ModelConfig:
     path: str = _f("testbed", "policy: a local Hugging Face model folder, or `testbed` (the embedded base model)")
     dtype: Literal["auto", "float32", "bfloat16"] = _f("auto", "parameter dtype; auto = fp32 on CPU, bf16 on GPU")
     gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory (GPU presets)")
+    mixed_precision: Literal["none", "bf16"] = _f(
+        "none", "bf16: policy forward/backward under bf16 autocast, master weights and optimiser in `dtype`")
+    rollout_dtype: Literal["auto", "float32", "bfloat16"] = _f(
+        "auto", "weights of the rollout engine and the reference model; auto = `dtype`. bfloat16 keeps a bf16 "
+        "copy of the policy for sampling, synced after every update (fp32 master weights stay in training)")
 
 
 @dataclass
@@ -40,6 +45,7 @@ class RolloutConfig:
     top_p: float = _f(1.0, "nucleus sampling threshold (the paper: 1.0)")
     max_response_tokens: int = _f(3072, "response token limit (the paper: 3,072)")
     generation_batch_seqs: int = _f(64, "sequences per generation batch")
+    ignore_eos: bool = _f(False, "never sample EOS, so every response has max_response_tokens (benchmarks)")
     backend: Literal["hf"] = _f("hf", "rollout engine; hf = rlvr.generation on the training model (vLLM: later)")
 
 
@@ -102,10 +108,14 @@ class TrainConfig:
     keep_checkpoints: int = _f(2, "keep the newest N checkpoints")
     log_rollouts: bool = _f(True, "write every rollout (prompt index, response, reward) to rollouts/step_N.jsonl")
     threads: int | None = _f(None, "torch CPU threads (None = torch default)")
+    strategy: Literal["ddp", "fsdp"] = _f("ddp", "under torchrun: ddp (a whole model per rank) or fsdp (FSDP2: "
+                                                 "parameters, gradients and optimiser state sharded over ranks)")
     grader_workers: int = _f(2, "grading worker processes")
     grader_timeout: float = _f(5.0, "grading wall-clock limit per response, seconds")
     tensorboard: bool = _f(True, "write tensorboard event files to run_dir/tb")
     wandb_project: str | None = _f(None, "log to this Weights & Biases project (needs the wandb extra)")
+    reward_fn: str | None = _f(None, "a custom reward `module:function(response, answer) -> float` used instead of "
+                                     "the math verifier (runs in the trainer process, no time limit)")
 
     def validate(self) -> None:
         from rlvr.errors import UserError

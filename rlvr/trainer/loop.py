@@ -37,7 +37,7 @@ from rlvr.algo import (
 from rlvr.errors import UserError
 from rlvr.trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from rlvr.trainer.config import TrainConfig
-from rlvr.trainer.rollout import generate_rollouts, pad_batch, score_rollouts, step_slots
+from rlvr.trainer.rollout import generate_rollouts, load_reward_fn, pad_batch, score_rollouts, step_slots
 
 # --- setup --------------------------------------------------------------------------------------
 
@@ -74,6 +74,8 @@ def check_config_inputs(cfg: TrainConfig) -> None:
     from rlvr.models import resolve_model_path
 
     resolve_model_path(cfg.model.path)
+    if cfg.reward_fn:
+        load_reward_fn(cfg.reward_fn)
     get_template(cfg.data.template)
     load_training_rows(cfg)
     names = dataset_names()
@@ -101,10 +103,27 @@ def lr_at(step: int, base: float, warmup: int) -> float:
 
 # --- per-token passes ---------------------------------------------------------------------------
 
+def autocast(cfg: TrainConfig, device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for the policy's forward/backward when model.mixed_precision is bf16."""
+    if cfg.model.mixed_precision == "bf16":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def sync_weights(engine, policy) -> None:
+    """Copy the policy's weights into the rollout engine's (casting to its dtype); no disk round-trip.
+    Sharded (FSDP) parameters are gathered whole first: a collective every rank runs."""
+    from torch.distributed.tensor import DTensor
+
+    for pe, pp in zip(engine.parameters(), policy.parameters()):
+        pe.copy_(pp.full_tensor() if isinstance(pp, DTensor) else pp)
+
+
 def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False):
     """(logp, entropy or None), each (B, L-1), in micro-batches; no graph unless grad."""
     outs_lp, outs_ent = [], []
-    ctx = contextlib.nullcontext() if grad else torch.no_grad()
+    ctx = contextlib.nullcontext() if grad else torch.inference_mode()
     with ctx:
         for s in range(0, batch["input_ids"].shape[0], micro):
             ids = batch["input_ids"][s:s + micro]
@@ -164,7 +183,8 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
             for s in range(m0, m0 + mb, o.micro_batch_seqs):
                 e = min(s + o.micro_batch_seqs, m0 + mb)
                 ids, attn, mask = batch["input_ids"][s:e], batch["attention_mask"][s:e], batch["response_mask"][s:e]
-                logits = policy(input_ids=ids, attention_mask=attn).logits[:, :-1]
+                with autocast(cfg, ids.device):
+                    logits = policy(input_ids=ids, attention_mask=attn).logits[:, :-1]
                 logp = token_logp_from_logits(logits, ids[:, 1:], cfg.rollout.temperature)
                 old = logp.detach() if on_policy else old_logp[s:e]
                 pg_mat, st = ppo_clip_loss(logp, old, adv[s:e], mask, a.clip_low, a.clip_high, a.dual_clip_c)
@@ -244,7 +264,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         policy.gradient_checkpointing_enable()
     policy.train()
     need_ref = cfg.algo.kl_coef != 0
-    ref = copy.deepcopy(policy).eval().requires_grad_(False) if need_ref else None
+    infer_dtype = policy.dtype if cfg.model.rollout_dtype == "auto" else getattr(torch, cfg.model.rollout_dtype)
+    ref = copy.deepcopy(policy).to(infer_dtype).eval().requires_grad_(False) if need_ref else None
     critic = critic_opt = None
     if cfg.algo.adv_estimator == "gae":
         from transformers import AutoModelForTokenClassification
@@ -254,28 +275,43 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         torch.manual_seed(cfg.seed)
         critic = AutoModelForTokenClassification.from_pretrained(resolve_model_path(cfg.model.path), num_labels=1,
                                                                  local_files_only=True).to(device).train()
-        critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.algo.critic_lr, weight_decay=cfg.optim.weight_decay)
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                  betas=tuple(cfg.optim.betas))
-    state = {"acc_history": {}}
-    start = 0
-    if resume and ckpt is None and dist.is_main() and (run_dir / "metrics.jsonl").exists():
-        (run_dir / "metrics.jsonl").unlink()  # killed before its first checkpoint: start over cleanly
-    if ckpt is not None:
-        state = load_checkpoint_into(ckpt, policy, optimizer, critic, critic_opt)
-        start = state["step"]
-        if dist.is_main():
-            kept = [r for r in read_jsonl(run_dir / "metrics.jsonl", tolerate_partial_tail=True) if r[M.STEP] <= start] \
-                if (run_dir / "metrics.jsonl").exists() else []
-            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
-            console.print(f"resumed from {ckpt} (step {start})")
-    if dist.is_dist():
+    fsdp = cfg.strategy == "fsdp" and dist.is_dist()  # one process: nothing to shard over
+    # the rollout engine: the policy itself, or a whole copy (in the rollout dtype, or because the
+    # policy is about to be sharded) that receives the weights after every update
+    engine = raw_policy = policy
+    if infer_dtype != policy.dtype or fsdp:
+        engine = copy.deepcopy(policy).to(infer_dtype).eval().requires_grad_(False)
+    if fsdp:
+        for m in (policy, ref, critic):
+            if m is not None:
+                dist.fsdp_shard(m, mixed_bf16=cfg.model.mixed_precision == "bf16" and m is not ref)
+    elif dist.is_dist():
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         policy = DDP(policy)
         if critic is not None:
             critic = DDP(critic)
     raw_policy = policy.module if hasattr(policy, "module") else policy
+    optimizer = torch.optim.AdamW(raw_policy.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
+                                  betas=tuple(cfg.optim.betas))
+    if critic is not None:
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.algo.critic_lr, weight_decay=cfg.optim.weight_decay)
+    state = {"acc_history": {}}
+    start = 0
+    if resume and ckpt is None and dist.is_main() and (run_dir / "metrics.jsonl").exists():
+        (run_dir / "metrics.jsonl").unlink()  # killed before its first checkpoint: start over cleanly
+    if ckpt is not None:
+        state = load_checkpoint_into(ckpt, raw_policy, optimizer, critic, critic_opt)
+        start = state["step"]
+        if engine is not raw_policy:
+            sync_weights(engine, raw_policy)
+        if dist.is_main():
+            kept = [r for r in read_jsonl(run_dir / "metrics.jsonl", tolerate_partial_tail=True) if r[M.STEP] <= start] \
+                if (run_dir / "metrics.jsonl").exists() else []
+            atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+            console.print(f"resumed from {ckpt} (step {start})")
+    # evaluation runs on rank 0 alone, so it needs whole weights: the engine when the policy is sharded
+    eval_model = engine if fsdp else raw_policy
 
     rows = load_training_rows(cfg)
     prompts = [render_prompt(p.problem, cfg.data.template, tok) for p in rows]
@@ -296,6 +332,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         wandb_run = wandb.init(project=cfg.wandb_project, config=json.loads(json.dumps(cfg, default=lambda o: o.__dict__)))
 
     grader = Grader(workers=cfg.grader_workers, timeout=cfg.grader_timeout)
+    reward_fn = load_reward_fn(cfg.reward_fn) if cfg.reward_fn else None
     last: dict = {}
 
     def run_eval(step: int) -> dict:
@@ -305,8 +342,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
             return {}
         ec = EvalConfig(protocol=cfg.eval.protocol, n_samples=cfg.eval.n_samples, limit=cfg.eval.limit,
                         template=cfg.eval.template, seed=cfg.seed, workers=cfg.grader_workers)
-        res = evaluate(raw_policy, tok, cfg.eval.benchmarks, ec, out_dir=run_dir / "eval" / f"step_{step}", grader=grader)
-        raw_policy.train()
+        res = evaluate(eval_model, tok, cfg.eval.benchmarks, ec, out_dir=run_dir / "eval" / f"step_{step}", grader=grader)
+        eval_model.train(eval_model is raw_policy)
         out = {}
         for b, m in res["benchmarks"].items():
             for k in ("acc", "no_answer_rate", "response_len_mean") + tuple(k for k in m if k.startswith(("pass@", "maj@"))):
@@ -328,16 +365,16 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 my = list(range(dist.rank(), P, dist.world()))  # this rank's prompt slots
                 # ---- rollout
                 with timer("gen"):
-                    rollouts = generate_rollouts(raw_policy, tok, [rows[slots_all[j][1]] for j in my],
+                    rollouts = generate_rollouts(engine, tok, [rows[slots_all[j][1]] for j in my],
                                                  [prompts[slots_all[j][1]] for j in my], my, step, cfg)
                 # ---- score
                 with timer("reward"):
-                    score_rollouts(rollouts, answers, grader)
+                    score_rollouts(rollouts, answers, grader, reward_fn)
                 batch = pad_batch(rollouts, tok.pad_token_id)
                 # ---- log-probs of the sampling policy and of the reference
                 old_logp = ref_logp = values = None
                 if not on_policy or (cfg.algo.kl_in_reward and need_ref):
-                    with timer("old_log_prob"):
+                    with timer("old_log_prob"), autocast(cfg, device):
                         old_logp, _ = forward_logp(raw_policy, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False)
                 if need_ref:
                     with timer("ref"):
@@ -360,7 +397,9 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                         sums = defaultdict(float)
                     else:
                         sums = update_policy(cfg, policy, optimizer, batch, adv, old_logp, ref_logp, on_policy)
-                # (sync_weights: the hf backend samples from the training model itself; nothing to copy)
+                if engine is not raw_policy:
+                    with timer("sync"):
+                        sync_weights(engine, raw_policy)
                 # ---- log
                 resp_lens = [len(r.response_ids) for r in rollouts]
                 ana = analyse_responses([r.text for r in rollouts])
@@ -427,9 +466,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                     with timer("save"):
                         if dist.is_main():
                             atomic_write_json(run_dir / "acc_history.json", state["acc_history"], indent=None)
-                            save_checkpoint(run_dir, step + 1, policy, tok, optimizer, {"acc_history": state["acc_history"]},
-                                            critic, critic_opt, keep=cfg.keep_checkpoints)
-                        dist.barrier()
+                        save_checkpoint(run_dir, step + 1, raw_policy, tok, optimizer, {"acc_history": state["acc_history"]},
+                                        critic, critic_opt, keep=cfg.keep_checkpoints)
                 timer.t[M.timing("step")] = time.perf_counter() - t_step
                 row.update(timer.t)
                 row[M.TOKENS_PER_S] = tot["len_sum"] / max(timer.t[M.timing("step")], 1e-9)
@@ -450,10 +488,11 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
             tb.close()
         if wandb_run is not None:
             wandb_run.finish()
+    whole = dist.full_state_dict(raw_policy)  # a collective when sharded
     if dist.is_main():
         atomic_write_json(run_dir / "acc_history.json", state["acc_history"], indent=None)
         final = run_dir / "final"
-        raw_policy.save_pretrained(final)
+        raw_policy.save_pretrained(final, state_dict=whole)
         tok.save_pretrained(final)
     dist.barrier()
     return last

@@ -64,15 +64,39 @@ def generate_rollouts(model, tokenizer, rows: list[Problem], prompts: list[str],
             seeds.append(sample_seed(cfg.seed, step, slot, k))
             meta.append((slot, k, p))
     sc = SamplingConfig(max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
-                        top_p=cfg.rollout.top_p, seed=cfg.seed)
+                        top_p=cfg.rollout.top_p, seed=cfg.seed, ignore_eos=cfg.rollout.ignore_eos)
     gens = generate(model, tokenizer, flat_prompts, sc, batch_size=cfg.rollout.generation_batch_seqs,
                     return_logp=True, seeds=seeds)
     return [Rollout(slot, k, p.index, p.id, g.prompt_ids, g.response_ids, g.text, g.finish_reason, g.logp or [])
             for (slot, k, p), g in zip(meta, gens)]
 
 
-def score_rollouts(rollouts: list[Rollout], answers: dict[str, str], grader) -> None:
-    """Grade every rollout with the training reward (last \\boxed{}, time-limited workers), in place."""
+def load_reward_fn(spec: str):
+    """`module:function` -> the function; errors name what is missing."""
+    import importlib
+
+    from rlvr.errors import UserError
+
+    mod_name, _, fn_name = spec.partition(":")
+    if not mod_name or not fn_name:
+        raise UserError(f"reward_fn {spec!r}: write it as `module:function`, e.g. `my_rewards:contains_seven`")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise UserError(f"reward_fn {spec!r}: cannot import {mod_name!r} ({e}); is it on PYTHONPATH?") from None
+    fn = getattr(mod, fn_name, None)
+    if not callable(fn):
+        raise UserError(f"reward_fn {spec!r}: {mod_name!r} has no function {fn_name!r}")
+    return fn
+
+
+def score_rollouts(rollouts: list[Rollout], answers: dict[str, str], grader, reward_fn=None) -> None:
+    """Grade every rollout with the training reward (last \\boxed{}, time-limited workers), in place.
+    With `reward_fn(response, answer) -> float`, that function scores instead, in this process."""
+    if reward_fn is not None:
+        for r in rollouts:
+            r.reward, r.pred, r.reason = float(reward_fn(r.text, answers[r.problem_id])), None, "custom"
+        return
     results = grader.grade_batch([(r.text, answers[r.problem_id]) for r in rollouts], mode="boxed")
     for r, g in zip(rollouts, results):
         r.reward, r.pred, r.reason = g.score, g.pred, g.reason

@@ -110,3 +110,65 @@ def test_config_typo_fails_before_compute(capsys, tiny_model_dir):
     assert "does not exist" in capsys.readouterr().err
     assert main(["train", f"model.path={tiny_model_dir}", "data.train=no_such_set"]) == 2
     assert "not registered" in capsys.readouterr().err
+
+
+def test_bf16_rollouts_mixed_precision_custom_reward_and_forced_length(tiny_model_dir, train_file, tmp_path):
+    from rlvr.config import load_config
+    from rlvr.trainer.config import TrainConfig
+    from rlvr.trainer.loop import train
+
+    run = tmp_path / "bf16"
+    cfg = load_config(TrainConfig, None, overrides(tiny_model_dir, train_file, run, steps=2, extra=(
+        "model.rollout_dtype=bfloat16", "model.mixed_precision=bf16", "rollout.ignore_eos=true",
+        "reward_fn=rlvr.reward.toy:contains_answer")))
+    train(cfg)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r[M.STEP] for r in rows] == [1, 2]
+    for r in rows:
+        assert r[M.RESP_LEN_MEAN] == 12 and r[M.RESP_CLIP_RATIO] == 1.0  # every response ran to the limit
+        assert "timing/sync" in r and math.isfinite(r[M.PG_LOSS]) and math.isfinite(r[M.KL_LOSS])
+    rollouts = [json.loads(line) for line in (run / "rollouts" / "step_1.jsonl").read_text().splitlines()]
+    assert {r["reason"] for r in rollouts} == {"custom"}
+    # the reward is the toy substring reward: 1 exactly when the gold answer string occurs in the response
+    answers = {i: str(2 * i) for i in range(6)}
+    assert all(r["reward"] == float(answers[r["index"]] in r["response"]) for r in rollouts)
+
+
+def test_bad_reward_fn_is_a_clear_error(capsys, tiny_model_dir, train_file):
+    from rlvr.cli import main
+
+    assert main(["train", f"model.path={tiny_model_dir}", f"data.train={train_file}", "reward_fn=rlvr.reward.toy:nope"]) == 2
+    assert "has no function 'nope'" in capsys.readouterr().err
+    assert main(["train", f"model.path={tiny_model_dir}", f"data.train={train_file}", "reward_fn=no_colon"]) == 2
+    assert "module:function" in capsys.readouterr().err
+
+
+def test_fsdp_two_processes_match_one_and_resume(tiny_model_dir, train_file, tmp_path):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    one, two = tmp_path / "one", tmp_path / "fsdp"
+    subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=4)), check=True, env=env, capture_output=True)
+
+    def torchrun(args, port):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+                               "-m", "rlvr.cli", "train", *args], env=env, capture_output=True, text=True)
+
+    # 2 of 4 steps, then resume from the sharded checkpoint at step 2 for the rest
+    r = torchrun(overrides(tiny_model_dir, train_file, two, steps=2, extra=("strategy=fsdp",)), 29541)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (two / "checkpoints" / "step_2" / "sharded" / "policy").is_dir()
+    r = torchrun([*overrides(tiny_model_dir, train_file, two, steps=4, extra=("strategy=fsdp",)), "--resume"], 29542)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = read_metrics(one), read_metrics(two)
+    assert len(a) == len(b) == 4
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for k in ra:
+            assert rb[k] == pytest.approx(ra[k], rel=1e-4, abs=1e-6), k
+    # the exported policy is a whole Hugging Face model that loads and matches the single-process run
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    wa = AutoModelForCausalLM.from_pretrained(one / "final").state_dict()
+    wb = AutoModelForCausalLM.from_pretrained(two / "final").state_dict()
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=1e-4, atol=1e-5)
