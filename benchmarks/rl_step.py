@@ -1,0 +1,247 @@
+"""Time rlvr's real GRPO training step on the standard work, against the machine's matmul ceiling
+and, with `--peer trl`, against TRL's GRPOTrainer on identical work in the same run.
+
+    python benchmarks/rl_step.py                       # fp32, standard work (1 M params, 128 tokens)
+    python benchmarks/rl_step.py --precision bf16      # bf16 rollouts/reference, fp32 master weights
+    python benchmarks/rl_step.py --peer trl --peer-python /tmp/trlvenv/bin/python
+    python benchmarks/rl_step.py --scaling             # 1/6/30 M parameters x 128/512/2048 tokens
+
+Standard work (issue 10, `../shared/bench/README.md`): a random Qwen2 (hidden 128, 4 layers, 4 heads,
+MLP 512, tied embeddings, character vocabulary of 100), the prompt `Compute 12+35*2. Put the answer
+in \\boxed{}.` 8 times per step, 8 samples each (64 rollouts), exactly 128 completion tokens
+(`rollout.ignore_eos`), temperature 1, KL loss (k3) against a reference with coefficient 0.001,
+lr 1e-5, no weight decay, one optimiser step per batch, reward 1 if the completion contains "7".
+
+The step is `rlvr.trainer.train` itself (rollout, reward, reference, update, logging), timed by the
+trainer's own `timing/*` metrics; the median is over steps 3..N. The ceiling is the best of a few
+large square matmuls in the same process and thread count. Run nothing else while timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROMPT = "Compute 12+35*2. Put the answer in \\boxed{}."
+ROOT = Path(__file__).resolve().parents[1]
+PEER_SCRIPT = ROOT.parent / "shared" / "bench" / "peer_trl_grpo.py"
+SIZES = {  # name: (hidden, layers, heads, intermediate)
+    "1m": (128, 4, 4, 512),
+    "6m": (256, 7, 4, 1024),
+    "30m": (512, 9, 8, 2048),
+}
+
+
+def matmul_ceiling(dtype, threads: int, n: int = 2048, reps: int = 8) -> float:
+    """Best GFLOP/s of an n x n matmul in `dtype` on `threads` threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best / 1e9
+
+
+def step_flops(hidden: int, layers: int, inter: int, vocab: int, prompt: int, resp: int, rollouts: int) -> dict:
+    """Matmul FLOPs of one step: train forward+backward (3x forward) and the reference forward over the
+    full sequences, plus generation (prefill + one token at a time with a KV cache)."""
+    dense = layers * (4 * hidden * hidden + 3 * hidden * inter) + hidden * vocab  # MACs per token
+    L = prompt + resp
+
+    def fwd_seq(n_tok: int, ctx_sum: int) -> float:  # matmuls + attention (QK^T and PV) over a sequence
+        return 2 * dense * n_tok + 2 * 2 * layers * hidden * ctx_sum
+
+    full = fwd_seq(L, L * (L + 1) // 2) * rollouts
+    gen = fwd_seq(L, L * (L + 1) // 2) * rollouts  # prefill + decode reads every earlier position once
+    return {"train": 3 * full, "ref": full, "gen": gen, "total": 5 * full}
+
+
+def make_work(tmp: Path, size: str, resp: int, seed: int = 0) -> tuple[Path, Path, int]:
+    """A random Qwen2 of `size` with the character tokenizer (no chat template), and the one-row dataset."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from rlvr.utils.io import atomic_write_jsonl
+    from rlvr.utils.tiny_models import make_char_tokenizer
+
+    hidden, layers, heads, inter = SIZES[size]
+    tok = make_char_tokenizer(chat_template=None)
+    torch.manual_seed(seed)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max(512, resp + 64),
+                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id)
+    model = Qwen2ForCausalLM(cfg)
+    model_dir = tmp / f"model-{size}"
+    model.save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+    data = tmp / "prompt.jsonl"
+    atomic_write_jsonl(data, [{"problem": PROMPT, "answer": "7", "id": "bench/0", "index": 0}])
+    return model_dir, data, sum(p.numel() for p in model.parameters())
+
+
+def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
+    """rlvr's trainer on the standard work; returns per-step timings and loss statistics."""
+    import torch
+
+    from rlvr.trainer.config import TrainConfig
+    from rlvr.trainer.loop import train
+    from rlvr.utils.io import read_jsonl
+
+    model_dir, data, n_params = make_work(tmp, size, resp)
+    cfg = TrainConfig()
+    cfg.model.path, cfg.model.dtype = str(model_dir), "float32"
+    cfg.model.rollout_dtype = "bfloat16" if args.precision == "bf16" else "float32"
+    cfg.data.train, cfg.data.template, cfg.data.shuffle = str(data), "plain", False
+    r = cfg.rollout
+    r.samples_per_prompt, r.temperature, r.top_p, r.max_response_tokens = 8, 1.0, 1.0, resp
+    r.ignore_eos, r.generation_batch_seqs = True, 64
+    a = cfg.algo
+    a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
+    o = cfg.optim
+    o.lr, o.weight_decay, o.prompts_per_step, o.micro_batch_seqs = 1e-5, 0.0, 8, args.micro_batch
+    cfg.steps, cfg.seed, cfg.threads = args.steps, 0, args.threads
+    cfg.run_dir = str(tmp / f"run-{size}-{resp}-{args.precision}")
+    cfg.save_every, cfg.log_rollouts, cfg.tensorboard = 10 ** 9, False, False
+    cfg.reward_fn = "rlvr.reward.toy:contains_answer"
+    cfg.eval.benchmarks = []
+    cfg.validate()
+    from rich.console import Console
+
+    train(cfg, console=Console(file=open(os.devnull, "w")))
+    torch.set_num_threads(args.threads)
+    rows = read_jsonl(Path(cfg.run_dir) / "metrics.jsonl")
+    steady = rows[2:]
+
+    def med(k: str) -> float:
+        return statistics.median(r.get(k, 0.0) for r in steady)
+
+    return {
+        "params": n_params, "size": size, "response_tokens": resp, "precision": args.precision,
+        "step_s": [r["timing/step"] for r in rows], "median_step_s": med("timing/step"),
+        "median_gen_s": med("timing/gen"), "median_ref_s": med("timing/ref"),
+        "median_update_s": med("timing/update_actor"), "median_reward_s": med("timing/reward"),
+        "mean_completion_tokens": statistics.mean(r["response_length/mean"] for r in steady),
+        "reward": [r["critic/score/mean"] for r in rows], "kl": [r["actor/kl_loss"] for r in rows],
+        "entropy": [r["actor/entropy"] for r in rows],
+    }
+
+
+def run_peer(args) -> dict:
+    """TRL's GRPOTrainer on the same work, in its own process (its own peak RSS)."""
+    if not PEER_SCRIPT.exists():
+        raise SystemExit(f"--peer trl needs the peer script at {PEER_SCRIPT}")
+    cmd = [args.peer_python, str(PEER_SCRIPT), "--max_steps", str(args.steps), "--threads", str(args.threads), "--verbose"]
+    if args.precision == "bf16":
+        cmd.append("--bf16")
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"peer failed ({' '.join(cmd)}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    res = dict(kv.split("=", 1) for kv in re.search(r"^RESULT (.*)$", out.stdout, re.M).group(1).split())
+    logs = []
+    for line in out.stdout.splitlines():  # TRL's per-step log dicts (printed with --verbose)
+        if line.startswith("{") and "'reward'" in line:
+            import ast
+
+            logs.append(ast.literal_eval(line))
+    return {"median_step_s": float(res["median_step_s"]), "median_gen_s": float(res["median_gen_s"]),
+            "peak_rss_mb": float(res["peak_rss_mb"]), "tokens_per_s": float(res["tokens_per_s"]),
+            "reward": [float(x["reward"]) for x in logs], "kl": [float(x.get("kl", "nan")) for x in logs],
+            "entropy": [float(x.get("entropy", "nan")) for x in logs], "raw": res}
+
+
+def machine_info(threads: int) -> dict:
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next(ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+            "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                   help="bf16: rollouts and reference forward in bf16, fp32 master weights and update")
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--micro-batch", type=int, default=64, help="sequences per forward/backward")
+    p.add_argument("--size", choices=list(SIZES), default="1m")
+    p.add_argument("--response-tokens", type=int, default=128)
+    p.add_argument("--peer", choices=["trl"], help="also run TRL's GRPOTrainer on identical work and print the ratio")
+    p.add_argument("--peer-python", default=sys.executable, help="a python with trl installed (the bench extra)")
+    p.add_argument("--scaling", action="store_true", help="step time at 1/6/30 M params and 128/512/2048 tokens")
+    p.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = p.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    info = machine_info(args.threads)
+    ceil32 = matmul_ceiling(torch.float32, args.threads)
+    ceil16 = matmul_ceiling(torch.bfloat16, args.threads)
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {args.threads} threads, torch {info['torch']}")
+    print(f"matmul ceiling: fp32 {ceil32:.0f} GFLOP/s, bf16 {ceil16:.0f} GFLOP/s")
+    result: dict = {"machine": info, "ceiling_gflops": {"fp32": ceil32, "bf16": ceil16}, "runs": []}
+    cases = [(args.size, args.response_tokens)]
+    if args.scaling:
+        cases = [(s, 128) for s in SIZES] + [("1m", 512), ("1m", 2048)]
+    with tempfile.TemporaryDirectory() as td:
+        for size, resp in cases:
+            res = run_rlvr(args, size, resp, Path(td))
+            hidden, layers, _, inter = SIZES[size]
+            fl = step_flops(hidden, layers, inter, 100, len(PROMPT), resp, 64)
+            ceil = ceil16 if args.precision == "bf16" else ceil32
+            res["gflop_per_step"] = fl["total"] / 1e9
+            res["share_of_ceiling"] = fl["total"] / 1e9 / res["median_step_s"] / ceil
+            res["tokens_per_s"] = 64 * res["mean_completion_tokens"] / res["median_step_s"]
+            result["runs"].append(res)
+            print(f"rlvr {size} ({res['params'] / 1e6:.2f} M params), {resp} tokens, {args.precision}: "
+                  f"median step {res['median_step_s']:.3f} s (gen {res['median_gen_s']:.3f}, ref {res['median_ref_s']:.3f}, "
+                  f"update {res['median_update_s']:.3f}); {res['tokens_per_s']:.0f} completion tokens/s; "
+                  f"{res['gflop_per_step']:.0f} GFLOP/step = {100 * res['share_of_ceiling']:.0f}% of the {args.precision} ceiling")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = peak
+    main_run = result["runs"][0]
+    if args.peer:
+        peer = run_peer(args)
+        result["peer_trl"] = peer
+        ratio = peer["median_step_s"] / main_run["median_step_s"]
+        result["speedup_vs_trl"] = ratio
+        print(f"TRL GRPOTrainer ({args.precision}): median step {peer['median_step_s']:.3f} s (gen {peer['median_gen_s']:.3f}), "
+              f"peak RSS {peer['peak_rss_mb']:.0f} MB")
+        print(f"rlvr is {ratio:.2f}x faster than TRL per step (peak RSS {peak:.0f} vs {peer['peak_rss_mb']:.0f} MB)")
+        for k in ("reward", "kl", "entropy"):
+            a, b = main_run[k][2:], peer[k][2:]
+            if a and b:
+                print(f"  {k:8s} rlvr mean {statistics.mean(a):.4g}  TRL mean {statistics.mean(b):.4g}")
+    if args.out:
+        from rlvr.utils.io import atomic_write_json
+
+        atomic_write_json(args.out, result)
+    print(f"RESULT median_step_s={main_run['median_step_s']:.4f} tokens_per_s={main_run['tokens_per_s']:.1f} "
+          f"mean_completion_tokens={main_run['mean_completion_tokens']:.1f} median_gen_s={main_run['median_gen_s']:.4f} "
+          f"peak_rss_mb={peak:.0f} threads={args.threads} precision={args.precision}")
+
+
+if __name__ == "__main__":
+    main()
