@@ -20,7 +20,6 @@ large square matmuls in the same process and thread count. Run nothing else whil
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re

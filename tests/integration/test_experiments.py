@@ -1,0 +1,93 @@
+"""`rlvr experiment` on a tiny model: selection by a history run, arms x seeds, resume, report."""
+
+import json
+import math
+
+import pytest
+
+from rlvr.experiments.report import mean_ci, verdict
+from rlvr.experiments.runner import load_recipe, plan, resolve
+
+
+def test_mean_ci_matches_hand_computed_t_interval():
+    m, h = mean_ci([0.1, 0.2, 0.3])
+    assert m == pytest.approx(0.2)
+    assert h == pytest.approx(4.303 * 0.1 / math.sqrt(3))  # t(0.975, 2) * s / sqrt(n)
+    assert math.isnan(mean_ci([0.5])[1])
+
+
+def test_placeholders_resolve_and_fail_clearly():
+    sel = {"pi1": 124, "pi13": 682, "top:algebra": 7}
+    assert resolve("data.indices=[{pi1},{pi13}]", sel, 1000) == "data.indices=[124,682]"
+    assert resolve("[{top:algebra}]", sel, 1000) == "[7]"
+    assert resolve("{random1}", sel, 1000) == resolve("{random1}", sel, 1000)  # seeded
+    from rlvr.errors import UserError
+
+    with pytest.raises(UserError, match="pi2"):
+        resolve("{pi2}", sel, 1000)
+
+
+def test_every_shipped_recipe_plans_valid_training_configs(tmp_path):
+    from rlvr.config import load_config
+    from rlvr.experiments.runner import recipe_names
+    from rlvr.trainer.config import TrainConfig
+
+    sel = {f"pi{k}": k for k in range(1, 20)}
+    sel.update({f"top:{c}": i for i, c in enumerate(["arithmetic", "algebra", "number_theory", "counting",
+                                                      "fractions", "geometry"])})
+    for gpu in (False, True):
+        for name in recipe_names(gpu):
+            r = load_recipe(name, gpu)
+            for job in plan(r, tmp_path, [0, 1], sel):
+                load_config(TrainConfig, r.preset, job["overrides"])  # raises on a bad key or value
+
+
+def test_verdict_rules_follow_the_numbers():
+    arms = {"pi1": {"gain": (0.2, 0.05)}, "full-pool": {"gain": (0.22, 0.05)}}
+    assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "reproduces"
+    arms["pi1"]["gain"] = (0.05, 0.02)
+    assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "partly reproduces"
+    arms["pi1"]["gain"] = (0.01, 0.05)
+    assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "contradicts"
+
+
+def test_tiny_experiment_runs_resumes_and_reports(tiny_model_dir, tmp_path):
+    from rlvr.experiments.report import gather
+    from rlvr.experiments.runner import run_experiment
+
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(f"""model: {{path: {tiny_model_dir}}}
+data: {{train: testbed/pool, template: testbed, indices: [0, 1, 2, 3]}}
+rollout: {{samples_per_prompt: 4, max_response_tokens: 12, temperature: 1.0}}
+optim: {{prompts_per_step: 4, micro_batch_seqs: 16, lr: 1.0e-3}}
+eval: {{benchmarks: [testbed/test], every: 2, limit: 6, n_samples: 1}}
+steps: 2
+threads: 1
+grader_workers: 1
+tensorboard: false
+log_rollouts: false
+""")
+    recipe = tmp_path / "tiny-one-shot.yaml"
+    recipe.write_text(f"""title: tiny
+finding: a test
+preset: {preset}
+history: {{preset: {preset}, overrides: [steps=2, "eval.benchmarks=[]"]}}
+arms:
+  pi1: ["data.indices=[{{pi1}}]"]
+  pi1+pi2: ["data.indices=[{{pi1}},{{pi2}}]"]
+""")
+    out = tmp_path / "exp"
+    exp_dir = run_experiment(str(recipe), seeds=2, out=out)
+    results = json.loads((exp_dir / "results.json").read_text())
+    assert set(results["arms"]) == {"pi1", "pi1+pi2"}
+    for a in results["arms"].values():
+        assert len(a["runs"]) == 2 and all(r["final_acc"] is not None and r["base_acc"] is not None for r in a["runs"])
+    assert (exp_dir / "report.md").read_text().startswith("## tiny-one-shot")
+    assert list(exp_dir.glob("*.png"))
+    # a re-run skips every finished run and gives the same results
+    mtimes = {p: p.stat().st_mtime for p in (out / "runs").glob("*/final/config.json")}
+    run_experiment(str(recipe), seeds=2, out=out)
+    assert {p: p.stat().st_mtime for p in (out / "runs").glob("*/final/config.json")} == mtimes
+    assert json.loads((exp_dir / "results.json").read_text()) == results
+    page = gather(out, tmp_path / "docs" / "results.md")
+    assert "tiny-one-shot" in page.read_text() and (tmp_path / "docs" / "results").is_dir()
