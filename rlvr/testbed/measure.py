@@ -66,10 +66,12 @@ AdamW lr {c['lr']} cosine to {c['min_lr']}, weight decay {c['weight_decay']}, {c
 Corpus: generated problems of six categories (arithmetic, algebra, number theory, counting,
 fractions, geometry; levels 1-5), none of them in `testbed/pool` or `testbed/test`, each with a
 solution in one of three styles drawn independently of the problem: careful step-by-step working
-(share {c['mix']['careful']}, a step slips with probability {c['mix']['slip']} rising with the level),
-careful working with a "Let me recheck" line that usually catches a slip ({c['mix']['reflect']}),
-and a bare guess ({c['mix']['guess']}, right {c['mix']['guess_right']} of the time); {c['mix']['unboxed']} of
-all documents end "The answer is N." without a box.
+(share {c['mix']['careful']}; a step with a multi-digit result slips with probability {c['mix']['slip']} x (1 + 0.25 (level - 1)),
+and the working carries the slipped value on, as a person's would), careful working with a
+"Let me recheck" line that catches 80% of slips ({c['mix']['reflect']}), and a bare guess
+({c['mix']['guess']}, right {c['mix']['guess_right']} of the time, otherwise off by a little); {c['mix']['unboxed']} of
+all documents end "The answer is N." without a box. Nothing in a problem says which style comes, so
+the style is the model's choice at its first response token: what RL can change from one example.
 
 ## Measured (`python -m rlvr.testbed.measure --write-card`)
 Held-out `testbed/test` (500 problems), graded by `rlvr.reward` (last `\\boxed{{}}`):

@@ -19,6 +19,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from rlvr import dist
 from rlvr import metrics as M
@@ -120,17 +121,35 @@ def sync_weights(engine, policy) -> None:
         pe.copy_(pp.full_tensor() if isinstance(pp, DTensor) else pp)
 
 
+def response_start(batch: dict) -> int:
+    """First column of (B, L-1) predictions that any row's response occupies: logits before it are
+    never used, so the policy computes only the last L - start positions (`logits_to_keep`)."""
+    return int(batch["response_mask"].any(0).float().argmax())
+
+
+def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> torch.Tensor:
+    """Next-token logits for positions start..L-2: (b, L-1-start, V)."""
+    L = ids.shape[1]
+    try:
+        out = model(input_ids=ids, attention_mask=attn, logits_to_keep=L - start)
+    except TypeError:  # a model without logits_to_keep
+        return model(input_ids=ids, attention_mask=attn).logits[:, start:-1]
+    return out.logits[:, :-1]
+
+
 def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False):
-    """(logp, entropy or None), each (B, L-1), in micro-batches; no graph unless grad."""
+    """(logp, entropy or None), each (B, L-1) (zero before the first response column), in micro-batches;
+    no graph unless grad."""
     outs_lp, outs_ent = [], []
+    start = response_start(batch)
     ctx = contextlib.nullcontext() if grad else torch.inference_mode()
     with ctx:
         for s in range(0, batch["input_ids"].shape[0], micro):
             ids = batch["input_ids"][s:s + micro]
-            logits = model(input_ids=ids, attention_mask=batch["attention_mask"][s:s + micro]).logits[:, :-1]
-            outs_lp.append(token_logp_from_logits(logits, ids[:, 1:], temperature))
+            logits = policy_logits(model, ids, batch["attention_mask"][s:s + micro], start)
+            outs_lp.append(F.pad(token_logp_from_logits(logits, ids[:, start + 1:], temperature), (start, 0)))
             if with_entropy:
-                outs_ent.append(entropy_from_logits(logits, temperature))
+                outs_ent.append(F.pad(entropy_from_logits(logits, temperature), (start, 0)))
     return torch.cat(outs_lp), (torch.cat(outs_ent) if with_entropy else None)
 
 
@@ -174,6 +193,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
     need_entropy = True  # logged every step; its loss term only when entropy_coef != 0
     sums: dict[str, float] = defaultdict(float)
     world = dist.world()
+    c0 = response_start(batch)  # columns before it hold no response token in any row
     for _epoch in range(o.ppo_epochs):
         for m0 in range(0, B, mb):
             sl = slice(m0, m0 + mb)
@@ -182,14 +202,16 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
             optimizer.zero_grad(set_to_none=True)
             for s in range(m0, m0 + mb, o.micro_batch_seqs):
                 e = min(s + o.micro_batch_seqs, m0 + mb)
-                ids, attn, mask = batch["input_ids"][s:e], batch["attention_mask"][s:e], batch["response_mask"][s:e]
+                ids, attn = batch["input_ids"][s:e], batch["attention_mask"][s:e]
+                mask = batch["response_mask"][s:e, c0:]
                 with autocast(cfg, ids.device):
-                    logits = policy(input_ids=ids, attention_mask=attn).logits[:, :-1]
-                logp = token_logp_from_logits(logits, ids[:, 1:], cfg.rollout.temperature)
-                old = logp.detach() if on_policy else old_logp[s:e]
-                pg_mat, st = ppo_clip_loss(logp, old, adv[s:e], mask, a.clip_low, a.clip_high, a.dual_clip_c)
+                    logits = policy_logits(policy, ids, attn, c0)  # (b, L-1-c0, V)
+                logp = token_logp_from_logits(logits, ids[:, c0 + 1:], cfg.rollout.temperature)
+                old = logp.detach() if on_policy else old_logp[s:e, c0:]
+                adv_mb = adv[s:e, c0:] if adv.dim() == 2 else adv[s:e]
+                pg_mat, st = ppo_clip_loss(logp, old, adv_mb, mask, a.clip_low, a.clip_high, a.dual_clip_c)
                 loss_mat = a.pg_coef * pg_mat
-                kl_mat = kl_penalty(logp, ref_logp[s:e], a.kl_kind) * mask if use_kl else None
+                kl_mat = kl_penalty(logp, ref_logp[s:e, c0:], a.kl_kind) * mask if use_kl else None
                 if kl_mat is not None:
                     loss_mat = loss_mat + a.kl_coef * kl_mat
                 ent_mat = entropy_from_logits(logits, cfg.rollout.temperature) * mask if need_entropy else None
