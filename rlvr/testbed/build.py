@@ -30,7 +30,7 @@ class PretrainConfig:
     max_position_embeddings: int = 512
     seq_len: int = 256  # packed training windows, tokens
     batch_seqs: int = 32
-    steps: int = 1500
+    steps: int = 2400
     lr: float = 2e-3
     min_lr: float = 1e-4
     warmup_steps: int = 100

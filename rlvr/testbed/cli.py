@@ -12,7 +12,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--out", type=Path, default=Path("testbed-build"),
                    help="output folder (model/ and data/); default ./testbed-build")
     b.add_argument("--seed", type=int, default=0, help="seed of the world and of the model (default 0)")
-    b.add_argument("--steps", type=int, help="pre-training steps (default: the committed model's 1,500)")
+    b.add_argument("--steps", type=int, help="pre-training steps (default: the committed model's 2,400)")
     b.add_argument("--threads", type=int, default=2, help="torch threads (fixed for determinism)")
     sub.add_parser("info", help="where the committed model is, its size and how it was made")
 

@@ -4,7 +4,15 @@ import pytest
 
 from rlvr.reward import grade
 from rlvr.testbed.build import make_datasets
-from rlvr.testbed.world import CATEGORIES, StyleMix, make_problem, sample_document, solve
+from rlvr.testbed.world import (
+    CATEGORIES,
+    StyleMix,
+    careful_lines,
+    gold_of,
+    make_problem,
+    sample_document,
+    solve,
+)
 
 
 def test_generator_is_deterministic():
@@ -49,3 +57,28 @@ def test_committed_sets_equal_the_generator():
     assert [p.problem for p in load("testbed/test")] == [r["problem"] for r in d["test"]]
     assert [p.answer for p in load("testbed/pool")] == [r["answer"] for r in d["pool"]]
     assert len(load("testbed/test/algebra")) == sum(r["subject"] == "algebra" for r in d["test"])
+
+
+def test_a_slip_propagates_consistently_and_only_hits_multi_digit_steps():
+    """After a slipped step, the next line starts from the slipped value (as a person's working would)."""
+    from fractions import Fraction
+
+    rng = random.Random(1)
+    seen_slip = 0
+    for _ in range(400):
+        p = make_problem(rng, "arithmetic", 5)
+        exact, gold = careful_lines(p)
+        lines, final = careful_lines(p, random.Random(rng.random()), slip=0.5)
+        assert len(lines) == len(exact)
+        for i, (a, b) in enumerate(zip(lines, exact)):
+            if a != b:
+                value = Fraction(b.rsplit("= ", 1)[1])
+                assert abs(value) >= 10  # one-digit results never slip
+                if i + 1 < len(lines):  # the next step reads the shown (wrong) value
+                    assert lines[i + 1].startswith(a.rsplit("= ", 1)[1] + " ")
+                seen_slip += 1
+                break
+        if lines == exact:
+            assert final == gold
+        assert gold == gold_of(p)
+    assert seen_slip > 50
