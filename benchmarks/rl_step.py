@@ -39,28 +39,37 @@ SIZES = {  # name: (hidden, layers, heads, intermediate)
     "6m": (256, 7, 4, 1024),
     "30m": (512, 9, 8, 2048),
 }
+# The architecture of Qwen2.5-Math-1.5B (its public config.json), random weights: GPU runs only.
+QWEN25_MATH_15B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                       num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096,
+                       rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)
 
 
-def matmul_ceiling(dtype, threads: int, n: int = 2048, reps: int = 8) -> float:
-    """Best GFLOP/s of an n x n matmul in `dtype` on `threads` threads."""
+def matmul_ceiling(dtype, threads: int, n: int = 2048, reps: int = 8, device: str = "cpu") -> float:
+    """Best GFLOP/s of an n x n matmul in `dtype` on `threads` threads (or on the GPU)."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a, b = torch.randn(n, n, dtype=dtype, device=device), torch.randn(n, n, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     for _ in range(2):
         a @ b
     best = float("inf")
     for _ in range(reps):
+        sync()
         t0 = time.perf_counter()
         a @ b
+        sync()
         best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best / 1e9
 
 
-def step_flops(hidden: int, layers: int, inter: int, vocab: int, prompt: int, resp: int, rollouts: int) -> dict:
+def step_flops(hidden: int, layers: int, inter: int, vocab: int, prompt: int, resp: int, rollouts: int,
+               kv_dim: int | None = None) -> dict:
     """Matmul FLOPs of one step: train forward+backward (3x forward) and the reference forward over the
     full sequences, plus generation (prefill + one token at a time with a KV cache)."""
-    dense = layers * (4 * hidden * hidden + 3 * hidden * inter) + hidden * vocab  # MACs per token
+    kv_dim = hidden if kv_dim is None else kv_dim  # k and v projections are narrower under GQA
+    dense = layers * (2 * hidden * hidden + 2 * hidden * kv_dim + 3 * hidden * inter) + hidden * vocab  # MACs/token
     L = prompt + resp
 
     def fwd_seq(n_tok: int, ctx_sum: int) -> float:  # matmuls + attention (QK^T and PV) over a sequence
@@ -79,13 +88,16 @@ def make_work(tmp: Path, size: str, resp: int, seed: int = 0) -> tuple[Path, Pat
     from rlvr.utils.io import atomic_write_jsonl
     from rlvr.utils.tiny_models import make_char_tokenizer
 
-    hidden, layers, heads, inter = SIZES[size]
     tok = make_char_tokenizer(chat_template=None)
     torch.manual_seed(seed)
-    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                      num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max(512, resp + 64),
-                      tie_word_embeddings=True, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                      eos_token_id=tok.eos_token_id)
+    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if size == "qwen2.5-math-1.5b":  # sampled ids past the character vocabulary decode to nothing
+        cfg = Qwen2Config(**QWEN25_MATH_15B, **ids)
+    else:
+        hidden, layers, heads, inter = SIZES[size]
+        cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                          num_attention_heads=heads, num_key_value_heads=heads,
+                          max_position_embeddings=max(512, resp + 64), tie_word_embeddings=True, **ids)
     model = Qwen2ForCausalLM(cfg)
     model_dir = tmp / f"model-{size}"
     model.save_pretrained(model_dir)
@@ -107,23 +119,26 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     cfg = TrainConfig()
     cfg.model.path, cfg.model.dtype = str(model_dir), "float32"
     cfg.model.rollout_dtype = "bfloat16" if args.precision == "bf16" else "float32"
+    cfg.model.mixed_precision = "bf16" if args.mixed_precision else "none"
+    cfg.model.gradient_checkpointing = args.grad_ckpt
+    cfg.strategy = args.strategy
     cfg.data.train, cfg.data.template, cfg.data.shuffle = str(data), "plain", False
     r = cfg.rollout
-    r.samples_per_prompt, r.temperature, r.top_p, r.max_response_tokens = 8, 1.0, 1.0, resp
-    r.ignore_eos, r.generation_batch_seqs = True, 64
+    r.samples_per_prompt, r.temperature, r.top_p, r.max_response_tokens = args.samples, 1.0, 1.0, resp
+    r.ignore_eos, r.generation_batch_seqs = True, args.prompts * args.samples
     a = cfg.algo
     a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
     o = cfg.optim
-    o.lr, o.weight_decay, o.prompts_per_step, o.micro_batch_seqs = 1e-5, 0.0, 8, args.micro_batch
+    o.lr, o.weight_decay, o.prompts_per_step, o.micro_batch_seqs = 1e-5, 0.0, args.prompts, args.micro_batch
     cfg.steps, cfg.seed, cfg.threads = args.steps, 0, args.threads
     cfg.run_dir = str(tmp / f"run-{size}-{resp}-{args.precision}")
-    cfg.save_every, cfg.log_rollouts, cfg.tensorboard = 10 ** 9, False, False
+    cfg.save_every, cfg.log_rollouts, cfg.tensorboard = 0, False, False
     cfg.reward_fn = "rlvr.reward.toy:contains_answer"
     cfg.eval.benchmarks = []
     cfg.validate()
     from rich.console import Console
 
-    train(cfg, console=Console(file=open(os.devnull, "w")))
+    train(cfg, console=Console(stderr=True) if args.verbose else Console(file=open(os.devnull, "w")))
     torch.set_num_threads(args.threads)
     rows = read_jsonl(Path(cfg.run_dir) / "metrics.jsonl")
     steady = rows[2:]
@@ -184,40 +199,64 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--micro-batch", type=int, default=64, help="sequences per forward/backward")
-    p.add_argument("--size", choices=list(SIZES), default="1m")
+    p.add_argument("--size", choices=[*SIZES, "qwen2.5-math-1.5b"], default="1m",
+                   help="qwen2.5-math-1.5b: that architecture with random weights (GPU)")
+    p.add_argument("--prompts", type=int, default=8, help="prompts per step")
+    p.add_argument("--samples", type=int, default=8, help="samples per prompt")
+    p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast in the update (fp32 master weights)")
+    p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing")
+    p.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp", help="under torchrun")
     p.add_argument("--response-tokens", type=int, default=128)
     p.add_argument("--peer", choices=["trl"], help="also run TRL's GRPOTrainer on identical work and print the ratio")
     p.add_argument("--peer-python", default=sys.executable, help="a python with trl installed (the bench extra)")
     p.add_argument("--scaling", action="store_true", help="step time at 1/6/30 M params and 128/512/2048 tokens")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
+    p.add_argument("--verbose", action="store_true", help="show the trainer's progress line")
+    p.add_argument("--work-dir", help="where the temporary model and run folders go (default: the system's tmp)")
     args = p.parse_args()
 
     import torch
 
     torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
-    ceil32 = matmul_ceiling(torch.float32, args.threads)
-    ceil16 = matmul_ceiling(torch.bfloat16, args.threads)
+    gpu = torch.cuda.is_available()
+    dev, n = ("cuda", 8192) if gpu else ("cpu", 2048)
+    if gpu:
+        info["gpu"] = torch.cuda.get_device_name()
+    ceil32 = matmul_ceiling(torch.float32, args.threads, n=n, device=dev)
+    ceil16 = matmul_ceiling(torch.bfloat16, args.threads, n=n, device=dev)
     print(f"machine: {info['cpu']}, {info['cores']} cores, {args.threads} threads, torch {info['torch']}")
     print(f"matmul ceiling: fp32 {ceil32:.0f} GFLOP/s, bf16 {ceil16:.0f} GFLOP/s")
     result: dict = {"machine": info, "ceiling_gflops": {"fp32": ceil32, "bf16": ceil16}, "runs": []}
     cases = [(args.size, args.response_tokens)]
     if args.scaling:
         cases = [(s, 128) for s in SIZES] + [("1m", 512), ("1m", 2048)]
-    with tempfile.TemporaryDirectory() as td:
+    with tempfile.TemporaryDirectory(dir=args.work_dir) as td:
         for size, resp in cases:
             res = run_rlvr(args, size, resp, Path(td))
-            hidden, layers, _, inter = SIZES[size]
-            fl = step_flops(hidden, layers, inter, 100, len(PROMPT), resp, 64)
+            rollouts = args.prompts * args.samples
+            if size == "qwen2.5-math-1.5b":
+                q = QWEN25_MATH_15B
+                kv = q["hidden_size"] // q["num_attention_heads"] * q["num_key_value_heads"]
+                fl = step_flops(q["hidden_size"], q["num_hidden_layers"], q["intermediate_size"], q["vocab_size"],
+                                len(PROMPT), resp, rollouts, kv_dim=kv)
+            else:
+                hidden, layers, _, inter = SIZES[size]
+                fl = step_flops(hidden, layers, inter, 100, len(PROMPT), resp, rollouts)
             ceil = ceil16 if args.precision == "bf16" else ceil32
             res["gflop_per_step"] = fl["total"] / 1e9
             res["share_of_ceiling"] = fl["total"] / 1e9 / res["median_step_s"] / ceil
-            res["tokens_per_s"] = 64 * res["mean_completion_tokens"] / res["median_step_s"]
+            res["tokens_per_s"] = rollouts * res["mean_completion_tokens"] / res["median_step_s"]
+            res["rollout_tokens_per_s"] = rollouts * res["mean_completion_tokens"] / res["median_gen_s"]
+            if gpu:
+                res["peak_gpu_mem_gb"] = torch.cuda.max_memory_allocated() / 2 ** 30
             result["runs"].append(res)
             print(f"rlvr {size} ({res['params'] / 1e6:.2f} M params), {resp} tokens, {args.precision}: "
                   f"median step {res['median_step_s']:.3f} s (gen {res['median_gen_s']:.3f}, ref {res['median_ref_s']:.3f}, "
                   f"update {res['median_update_s']:.3f}); {res['tokens_per_s']:.0f} completion tokens/s; "
                   f"{res['gflop_per_step']:.0f} GFLOP/step = {100 * res['share_of_ceiling']:.0f}% of the {args.precision} ceiling")
+            if gpu:
+                print(f"  rollout {res['rollout_tokens_per_s']:.0f} tokens/s, peak GPU memory {res['peak_gpu_mem_gb']:.1f} GiB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     result["peak_rss_mb"] = peak
     main_run = result["runs"][0]

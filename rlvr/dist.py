@@ -51,9 +51,14 @@ def all_reduce_sums(values: dict[str, float]) -> dict[str, float]:
     if not is_dist() or not values:
         return dict(values)
     keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return dict(zip(keys, t.tolist()))
+    return dict(zip(keys, t.cpu().tolist()))
+
+
+def _comm_device() -> str:
+    """Where collective tensors must live: NCCL only moves GPU tensors, gloo CPU ones."""
+    return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
 
 
 def all_gather_objects(obj):

@@ -2,10 +2,12 @@
 
 `generate(model, tokenizer, prompts, cfg)` left-pads a batch of prompts, prefills them once, then
 decodes token by token from the KV cache, stopping when every sequence has emitted EOS or
-`max_new_tokens` is reached. Sampling is temperature + top-p via the Gumbel-max trick, with one
+`max_new_tokens` is reached. Sampling is temperature + top-p by inverse-CDF draws, with one
 seeded random stream per sequence: a sequence's sample depends only on its seed and the model,
 not on which other prompts share its batch or on what ran before (so an evaluation resumed after a
 kill, or a training step re-run after a resume, draws the same tokens). temperature 0 is greedy.
+The stream is counter-based (a hash of seed and position, `uniform_noise`), computed on the model's
+device: the same draws on CPU and GPU, and no host round-trip per token.
 
 Returned `logp` is the log-probability of each sampled token under softmax(logits / temperature)
 (temperature 1 when greedy), the sampling policy's log-prob that PPO/GRPO ratios need.
@@ -74,6 +76,48 @@ def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return torch.empty_like(logits).scatter_(-1, idx, sorted_logits)
 
 
+_M64 = (1 << 64) - 1
+
+
+def _s64(x: int) -> int:
+    """A 64-bit constant as torch's signed int64."""
+    return x - (1 << 64) if x >= 1 << 63 else x
+
+
+_GOLDEN, _MIX1, _MIX2 = _s64(0x9E3779B97F4A7C15), _s64(0xBF58476D1CE4E5B9), _s64(0x94D049BB133111EB)
+
+
+def _splitmix64(z: torch.Tensor) -> torch.Tensor:
+    """splitmix64's finaliser on int64 tensors (wrapping arithmetic, logical shifts emulated)."""
+    def shr(x: torch.Tensor, k: int) -> torch.Tensor:
+        return (x >> k) & ((1 << (64 - k)) - 1)
+
+    z = z + _GOLDEN
+    z = (z ^ shr(z, 30)) * _MIX1
+    z = (z ^ shr(z, 27)) * _MIX2
+    return z ^ shr(z, 31)
+
+
+def uniform_noise(seeds: torch.Tensor, step: int) -> torch.Tensor:
+    """One uniform draw in (0, 1) per sequence seed at a decode step: (B,) int64 -> (B,) float32.
+
+    Counter-based: the value depends only on (seed, step), so it is identical on any device and for
+    any batch composition.
+    """
+    h = _splitmix64(_splitmix64(seeds) ^ _splitmix64(torch.full_like(seeds, step)))
+    return (((h >> 40) & 0xFFFFFF).float() + 0.5) / float(1 << 24)
+
+
+def sample_from_logits(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF sampling: the token whose cumulative probability first exceeds u. (B, V), (B,) -> (B,).
+
+    Tokens with logit -inf (top-p, banned EOS) have zero mass and are never chosen.
+    """
+    cdf = torch.softmax(logits, -1).cumsum(-1)  # (B, V)
+    x = (u * cdf[:, -1]).unsqueeze(-1)
+    return torch.searchsorted(cdf, x, right=True).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
+
+
 @torch.inference_mode()
 def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: SamplingConfig, pad_id: int,
                     eos: list[int], return_logp: bool) -> list[tuple[list[int], str, list[float] | None]]:
@@ -89,7 +133,8 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
         attn[i, L - len(p):] = 1
     input_ids, attn = input_ids.to(device), attn.to(device)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)  # (B, L)
-    gens = [torch.Generator(device="cpu").manual_seed(int(s) & 0xFFFFFFFFFFFF) for s in seeds]
+    seed_t = torch.tensor([int(s) & 0x7FFFFFFFFFFFFFFF for s in seeds], dtype=torch.long, device=device)
+    check_every = 1 if device.type == "cpu" else 16  # all-finished test syncs the GPU: do it now and then
     eos_t = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
     greedy = cfg.temperature <= 0
     temp = 1.0 if greedy else cfg.temperature
@@ -130,9 +175,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             tok = logits.argmax(-1)
         else:
             masked = _top_p_mask(logits, cfg.top_p)
-            noise = torch.stack([torch.rand(masked.shape[-1], generator=g) for g in gens]).to(device)  # (B, V)
-            gumbel = -torch.log(-torch.log(noise.clamp_(1e-20, 1.0 - 1e-7)))
-            tok = (masked + gumbel).argmax(-1)
+            tok = sample_from_logits(masked, uniform_noise(seed_t, t))
         if return_logp:
             out_logp[:, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
         tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
@@ -142,7 +185,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             lengths = torch.where(hit, torch.full_like(lengths, t + 1), lengths)
             stopped |= hit
             finished |= hit
-        if bool(finished.all()):
+        if (t + 1) % check_every == 0 and bool(finished.all()):
             break
     results = []
     tokens_cpu = out_tokens.cpu()

@@ -104,7 +104,7 @@ class TrainConfig:
     steps: int = _f(2000, "rollout steps (= optimiser steps with one mini-batch) (the paper: 2,000)")
     seed: int = _f(0, "seed for initialisation-free randomness: data order and sampling")
     run_dir: str = _f("runs/run", "output folder: config, metrics, checkpoints, rollouts")
-    save_every: int = _f(20, "checkpoint every N steps (and at the end)")
+    save_every: int = _f(20, "checkpoint every N steps and at the end; 0 = never (benchmarks)")
     keep_checkpoints: int = _f(2, "keep the newest N checkpoints")
     log_rollouts: bool = _f(True, "write every rollout (prompt index, response, reward) to rollouts/step_N.jsonl")
     threads: int | None = _f(None, "torch CPU threads (None = torch default)")

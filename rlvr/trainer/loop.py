@@ -174,9 +174,9 @@ def compute_advantages(cfg: TrainConfig, rollouts, batch: dict, values: torch.Te
     a = cfg.algo
     if a.adv_estimator in ("grpo", "dr_grpo"):
         adv = compute_grpo_advantages(rewards, groups, norm_by_std=a.adv_estimator == "grpo")
-        return adv, None, rewards
+        return adv.to(batch["response_mask"].device), None, rewards
     mask = batch["response_mask"]
-    token_rewards = outcome_to_token_rewards(rewards, mask)
+    token_rewards = outcome_to_token_rewards(rewards.to(mask.device), mask)
     if a.kl_in_reward and ref_logp is not None:
         token_rewards = token_rewards - a.kl_coef * kl_penalty(old_logp, ref_logp, a.kl_kind) * mask
     adv, returns = compute_gae_advantages(token_rewards, values, mask, a.gamma, a.lam, whiten=True)
@@ -392,7 +392,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 # ---- score
                 with timer("reward"):
                     score_rollouts(rollouts, answers, grader, reward_fn)
-                batch = pad_batch(rollouts, tok.pad_token_id)
+                batch = {k: v.to(device) for k, v in pad_batch(rollouts, tok.pad_token_id).items()}
                 # ---- log-probs of the sampling policy and of the reference
                 old_logp = ref_logp = values = None
                 if not on_policy or (cfg.algo.kl_in_reward and need_ref):
@@ -484,7 +484,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                         row.update(run_eval(step + 1))
                     dist.barrier()
                 # ---- save
-                if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
+                if cfg.save_every > 0 and ((step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps):
                     with timer("save"):
                         if dist.is_main():
                             atomic_write_json(run_dir / "acc_history.json", state["acc_history"], indent=None)

@@ -59,3 +59,20 @@ def test_ignore_eos_runs_every_response_to_the_limit(tiny_model_and_tokenizer):
     gens = generate(model, tok, PROMPTS, SamplingConfig(max_new_tokens=24, temperature=1.0, ignore_eos=True))
     assert all(len(g.response_ids) == 24 and g.finish_reason == "length" for g in gens)
     assert all(tok.eos_token_id not in g.response_ids for g in gens)
+
+
+def test_sampler_draws_follow_the_distribution_and_depend_only_on_seed_and_step():
+    import torch
+
+    from rlvr.generation import sample_from_logits, uniform_noise
+
+    seeds = torch.arange(20000)
+    u = uniform_noise(seeds, 3)
+    assert 0 < float(u.min()) and float(u.max()) < 1
+    # a sequence's draw is the same whatever else is in its batch, and differs between steps
+    assert torch.equal(uniform_noise(seeds[5:6], 3), u[5:6])
+    assert not torch.equal(uniform_noise(seeds, 4), u)
+    logits = torch.tensor([0.0, 1.0, 2.0, float("-inf")]).repeat(len(seeds), 1)
+    freq = torch.bincount(sample_from_logits(logits, u), minlength=4).float() / len(seeds)
+    torch.testing.assert_close(freq, torch.softmax(logits[0], -1), atol=0.015, rtol=0)
+    assert freq[3] == 0  # zero-mass tokens (top-p, banned EOS) are never drawn

@@ -23,14 +23,18 @@ def _llama_gqa():
     return LlamaForCausalLM(cfg).eval()
 
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # cuda: on a GPU machine
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
-def test_prefill_and_steps_match_transformers(make):
+def test_prefill_and_steps_match_transformers(make, device):
     torch.manual_seed(0)
-    model = make()
+    model = make().to(device)
     assert supports(model)
     B, L, N = 3, 6, 5
-    ids = torch.randint(3, 50, (B, L))
-    attn = torch.ones(B, L, dtype=torch.long)
+    ids = torch.randint(3, 50, (B, L)).to(device)
+    attn = torch.ones(B, L, dtype=torch.long, device=device)
     attn[0, :3] = 0  # left padding of different lengths
     attn[1, :1] = 0
     ids[attn == 0] = 0
@@ -41,10 +45,11 @@ def test_prefill_and_steps_match_transformers(make):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad():
             ref = model(input_ids=seq, attention_mask=mask, position_ids=pos).logits[:, -1]
-        torch.testing.assert_close(logits, ref, rtol=1e-5, atol=1e-5)
-        nxt = torch.randint(3, 50, (B,))
+        tol = 1e-5 if device == "cpu" else 1e-4
+        torch.testing.assert_close(logits, ref, rtol=tol, atol=tol)
+        nxt = torch.randint(3, 50, (B,)).to(device)
         seq = torch.cat([seq, nxt[:, None]], 1)
-        mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.long)], 1)
+        mask = torch.cat([mask, torch.ones(B, 1, dtype=torch.long, device=device)], 1)
         logits = dec.step(nxt)
 
 
