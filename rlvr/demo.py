@@ -3,6 +3,7 @@
 Steps (each resumable: a finished step is skipped on re-run, an interrupted training run resumes
 from its last checkpoint):
   1. pool      GRPO on a sub-pool of the testbed pool, recording each example's accuracy history
+               (8 samples per example per epoch, as the paper's full-set run: 4 were too noisy to rank by)
   2. select    rank the sub-pool by historical variance; pi1 is the top example
   3. pi1       1-shot GRPO on pi1 duplicated to fill the batch
   4. random    1-shot GRPO on a random pool example (the paper's control)
@@ -73,8 +74,7 @@ def run(args: argparse.Namespace) -> int:
     console.rule("1/6 full-pool GRPO with accuracy history")
     P = 8
     pool_steps = max(2, args.pool_epochs * len(sub) // P)
-    _train(_overrides_common(args, out / "pool") + [f"data.indices={sub}", f"steps={pool_steps}",
-                                                     "rollout.samples_per_prompt=4", "save_every=8"],
+    _train(_overrides_common(args, out / "pool") + [f"data.indices={sub}", f"steps={pool_steps}", "save_every=8"],
            preset, console, commands)
 
     console.rule("2/6 select pi1 by historical variance")
