@@ -40,9 +40,20 @@ SIZES = {  # name: (hidden, layers, heads, intermediate)
     "30m": (512, 9, 8, 2048),
 }
 # The architecture of Qwen2.5-Math-1.5B (its public config.json), random weights: GPU runs only.
+# Sampled ids past the character vocabulary decode to nothing, which the toy reward does not mind.
 QWEN25_MATH_15B = dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
                        num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=4096,
                        rope_theta=10000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)
+
+
+def arch(size: str, vocab: int, resp: int) -> dict:
+    """Qwen2Config keyword arguments of a benchmark size (the model built and the FLOPs counted)."""
+    if size == "qwen2.5-math-1.5b":
+        return dict(QWEN25_MATH_15B)
+    hidden, layers, heads, inter = SIZES[size]
+    return dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=max(512, resp + 64),
+                tie_word_embeddings=True)
 
 
 def matmul_ceiling(dtype, threads: int, n: int = 2048, reps: int = 8, device: str = "cpu") -> float:
@@ -90,14 +101,8 @@ def make_work(tmp: Path, size: str, resp: int, seed: int = 0) -> tuple[Path, Pat
 
     tok = make_char_tokenizer(chat_template=None)
     torch.manual_seed(seed)
-    ids = dict(pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    if size == "qwen2.5-math-1.5b":  # sampled ids past the character vocabulary decode to nothing
-        cfg = Qwen2Config(**QWEN25_MATH_15B, **ids)
-    else:
-        hidden, layers, heads, inter = SIZES[size]
-        cfg = Qwen2Config(vocab_size=len(tok), hidden_size=hidden, intermediate_size=inter, num_hidden_layers=layers,
-                          num_attention_heads=heads, num_key_value_heads=heads,
-                          max_position_embeddings=max(512, resp + 64), tie_word_embeddings=True, **ids)
+    cfg = Qwen2Config(**arch(size, len(tok), resp), pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                      eos_token_id=tok.eos_token_id)
     model = Qwen2ForCausalLM(cfg)
     model_dir = tmp / f"model-{size}"
     model.save_pretrained(model_dir)
@@ -235,14 +240,10 @@ def main() -> None:
         for size, resp in cases:
             res = run_rlvr(args, size, resp, Path(td))
             rollouts = args.prompts * args.samples
-            if size == "qwen2.5-math-1.5b":
-                q = QWEN25_MATH_15B
-                kv = q["hidden_size"] // q["num_attention_heads"] * q["num_key_value_heads"]
-                fl = step_flops(q["hidden_size"], q["num_hidden_layers"], q["intermediate_size"], q["vocab_size"],
-                                len(PROMPT), resp, rollouts, kv_dim=kv)
-            else:
-                hidden, layers, _, inter = SIZES[size]
-                fl = step_flops(hidden, layers, inter, 100, len(PROMPT), resp, rollouts)
+            a = arch(size, 100, resp)
+            fl = step_flops(a["hidden_size"], a["num_hidden_layers"], a["intermediate_size"], a["vocab_size"],
+                            len(PROMPT), resp, rollouts,
+                            kv_dim=a["hidden_size"] // a["num_attention_heads"] * a["num_key_value_heads"])
             ceil = ceil16 if args.precision == "bf16" else ceil32
             res["gflop_per_step"] = fl["total"] / 1e9
             res["share_of_ceiling"] = fl["total"] / 1e9 / res["median_step_s"] / ceil
