@@ -66,6 +66,7 @@ def run_summary(run_dir: Path, benchmark: str = "testbed/test") -> dict:
         "reflection_curve": [(r["step"], r["train/reflection_rate"]) for r in rows if "train/reflection_rate" in r],
         "length_curve": [(r["step"], r["response_length/mean"]) for r in rows if "response_length/mean" in r],
         "final_step": rows[-1]["step"] if rows else 0,
+        "run_s": round(sum(r.get("timing/step", 0.0) for r in rows), 1),  # training + periodic evals, this run's own time
     }
 
 
@@ -157,10 +158,13 @@ def verdict(name: str, arms: dict, base) -> dict:
         b_ok = s0 is not None and s1 is not None and s1["gain"][0] >= 0.5 * s0["gain"][0] and _sig(s1["gain"])
         return out("reproduces" if a_ok and b_ok else "partly reproduces" if a_ok or b_ok else "contradicts", rule)
     if name == "reflection":
-        rule = ("reproduces: the self-reflection rate and the response length both rise from the first to the last "
-                "training step in every seed; partly: one of them; contradicts: neither")
+        rule = ("reproduces: the self-reflection rate and the response length both rise from the first tenth of the "
+                "training steps to the last tenth in every seed; partly: one of them; contradicts: neither")
         a = arms.get("pi1") or next(iter(arms.values()))
-        up = lambda curve: bool(curve) and curve[-1][1] > curve[0][1]  # noqa: E731
+        def up(curve: list) -> bool:  # mean of the last tenth of the steps above that of the first tenth
+            k = max(1, len(curve) // 10)
+            return bool(curve) and statistics.fmean(v for _, v in curve[-k:]) > statistics.fmean(v for _, v in curve[:k])
+
         r = all(up(x["reflection_curve"]) for x in a["runs"])
         ln = all(up(x["length_curve"]) for x in a["runs"])
         return out("reproduces" if r and ln else "partly reproduces" if r or ln else "contradicts", rule)
@@ -200,7 +204,7 @@ def experiment_markdown(results: dict, plots: list[Path], rel_to: Path, commands
     arms = results["arms"]
     subjects = sorted({s for a in arms.values() for s in a["by_subject"]})
     n_seeds = max((len(a["runs"]) for a in arms.values()), default=0)
-    lines = [f"## {results['name']}: {results['title']}", "", f"Paper's finding: {results['finding']}", "",
+    lines = [f'<a id="{results["name"]}"></a>', "", f"## {results['name']}: {results['title']}", "", f"Paper's finding: {results['finding']}", "",
              f"**Verdict on the testbed: {results['verdict']['verdict']}** (rule: {results['verdict']['rule']}).", ""]
     extra = {k: v for k, v in results["verdict"].items() if k not in ("verdict", "rule") and v is not None}
     if extra:
@@ -216,6 +220,25 @@ def experiment_markdown(results: dict, plots: list[Path], rel_to: Path, commands
         lines.append(f"| {name} | {fmt(a['final'])} | {fmt(a['gain'])} | {fmt(nb0)} -> {fmt(nb1)} | " +
                      " | ".join(fmt(a["gain_by_subject"].get(s, (float('nan'),) * 2)) for s in subjects) + " |")
     lines += ["", "(per-category columns: gain over base in points)", ""]
+    if results["name"] == "reflection":
+        for name, a in arms.items():
+            for key, what in (("reflection_curve", "self-reflection rate"), ("length_curve", "response length")):
+                firsts, lasts = [], []
+                for r in a["runs"]:
+                    c = [v for _, v in r[key]]
+                    k = max(1, len(c) // 10)
+                    if c:
+                        firsts.append(statistics.fmean(c[:k]))
+                        lasts.append(statistics.fmean(c[-k:]))
+                lines.append(f"- {name}: {what} (training samples), first tenth of the steps "
+                             f"{fmt(mean_ci(firsts), key == 'reflection_curve')} -> last tenth "
+                             f"{fmt(mean_ci(lasts), key == 'reflection_curve')}{' %' if key == 'reflection_curve' else ' tokens'}")
+        lines.append("")
+    if "wall_s" in results:
+        runs = {r["run_dir"]: r.get("run_s", 0.0) for a in arms.values() for r in a["runs"]}
+        lines += [f"Time: {len(runs)} runs, {sum(runs.values()) / 60:.1f} run-minutes in all; this experiment's "
+                  f"command took {results['wall_s'] / 60:.1f} min wall with {results.get('jobs', 1)} runs at a time "
+                  "(runs already finished by an earlier experiment with the same config are reused, not re-timed).", ""]
     if results["name"] in ("post-saturation",):
         for name, a in arms.items():
             lines.append(f"- {name}: training reward first >= 0.99 at steps {a['saturation_step']}; held-out change "
@@ -251,6 +274,16 @@ def gather(out: Path, dest: Path) -> Path:
              "testbed model. Each section states the paper's finding, a verdict decided by the stated rule from the "
              "numbers, the table and the plots.", ""]
     found = sorted(out.glob("*/results.json"))
+    if found:
+        parts += ["| experiment | verdict on the testbed | runs | run-minutes | wall (min) |", "|---|---|---|---|---|"]
+        for rj in found:
+            r = json.loads(rj.read_text())
+            runs = {x["run_dir"]: x.get("run_s", 0.0) for a in r["arms"].values() for x in a["runs"]}
+            wall = f"{r['wall_s'] / 60:.1f} ({r.get('jobs', 1)} at a time)" if "wall_s" in r else "-"
+            parts.append(f"| [{r['name']}](#{r['name']}) | {r['verdict']['verdict']} | {len(runs)} | "
+                         f"{sum(runs.values()) / 60:.1f} | {wall} |")
+        parts += ["", "Run-minutes: the sum of each run's own training and evaluation time; wall: what the experiment's "
+                  "command took (runs it shares with an experiment run before it are reused, not re-run).", ""]
     for rj in found:
         results = json.loads(rj.read_text())
         plots = []

@@ -106,13 +106,22 @@ def history_run(recipe: Recipe, out: Path, console) -> dict[str, list[float]]:
     from rlvr.trainer.config import TrainConfig
     from rlvr.trainer.loop import train
 
-    run_dir = out / "history"
+    h = recipe.history or {}
+    unknown = set(h) - {"preset", "overrides", "sub_pool", "source"}
+    if unknown:
+        raise UserError(f"{recipe.path}: history has unknown keys {sorted(unknown)} (preset, overrides, sub_pool, source)")
+    preset = (recipe.path.parent / h.get("preset", "../testbed/pool-grpo.yaml")).resolve()
+    overrides = list(h.get("overrides", []))
+    if h.get("sub_pool"):  # the first N pool examples, as `rlvr demo` does, to fit a CPU budget
+        from rlvr.data import load
+
+        overrides.append(f"data.indices={[p.index for p in load(recipe.pool)[: int(h['sub_pool'])]]}")
+    overrides += ["eval.benchmarks=[]", "log_rollouts=false"]
+    run_dir = out / f"history-{run_identity(preset, overrides, None)}"  # recipes with the same history share it
     done = run_dir / "acc_history.json"
     if (run_dir / "final" / "config.json").exists() and done.exists():
         return json.loads(done.read_text())
-    h = recipe.history or {}
-    preset = (recipe.path.parent / h.get("preset", "../testbed/pool-grpo.yaml")).resolve()
-    overrides = [*h.get("overrides", []), f"run_dir={run_dir}", "eval.benchmarks=[]", "log_rollouts=false"]
+    overrides.append(f"run_dir={run_dir}")
     console.rule("selection: full-pool history run")
     train(load_config(TrainConfig, preset, overrides), resume=run_dir.exists(), console=console)
     return json.loads(done.read_text())
@@ -147,8 +156,26 @@ def resolve(text: str, sel: dict[str, int], pool_size: int, seed: int = 0) -> st
 
 # --- running --------------------------------------------------------------------------------------
 
-def run_dir_for(out: Path, arm: str, seed: int, resolved: list[str], preset: Path) -> Path:
-    key = hashlib.sha256(json.dumps([str(preset.name), sorted(resolved)]).encode()).hexdigest()[:8]
+def run_identity(preset: Path, overrides: list[str], build: dict | None) -> str:
+    """A short hash of the run's resolved training config (and its built training set), so that two arms
+    of different experiments with the same config share one run; run_dir and threads are not part of it."""
+    from rlvr.config import load_config, to_dict
+    from rlvr.trainer.config import TrainConfig
+
+    d = to_dict(load_config(TrainConfig, preset, overrides + (["data.indices=null"] if build else [])))
+    d.pop("run_dir", None)
+    d.pop("threads", None)
+    if build:
+        d["data"].pop("train", None)
+        d["build"] = build
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def run_dir_for(out: Path, arm: str, seed: int, key: str) -> Path:
+    """OUT/runs/<arm>-s<seed>-<key>, or the existing folder of another experiment's arm with the same key."""
+    existing = sorted((out / "runs").glob(f"*-s{seed}-{key}"))
+    if existing:
+        return existing[0]
     return out / "runs" / f"{re.sub(r'[^A-Za-z0-9_.+-]', '_', arm)}-s{seed}-{key}"
 
 
@@ -180,12 +207,8 @@ def plan(recipe: Recipe, out: Path, seeds: list[int], sel: dict[str, int]) -> li
     for seed in seeds:
         for arm in recipe.arms:
             resolved = [resolve(o, sel, n) for o in recipe.overrides + arm.overrides] + [f"seed={seed}"]
-            build = None
-            if arm.build:
-                build = json.loads(resolve(json.dumps(arm.build), sel, n))
-                resolved.append(f"build={json.dumps(build, sort_keys=True)}")  # part of the run's identity
-            rd = run_dir_for(out, arm.name, seed, resolved, recipe.preset)
-            resolved = [o for o in resolved if not o.startswith("build=")]
+            build = json.loads(resolve(json.dumps(arm.build), sel, n)) if arm.build else None
+            rd = run_dir_for(out, arm.name, seed, run_identity(recipe.preset, resolved, build))
             if build:
                 resolved += [f"data.train={rd / 'train.jsonl'}", "data.indices=null"]
             jobs.append({"arm": arm.name, "seed": seed, "run_dir": rd, "overrides": resolved + [f"run_dir={rd}"],
@@ -193,36 +216,108 @@ def plan(recipe: Recipe, out: Path, seeds: list[int], sel: dict[str, int]) -> li
     return jobs
 
 
-def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=None, gpu: bool = False) -> Path:
-    """Run (or resume) every job of the recipe; returns the experiment folder (results in results.json)."""
+def default_jobs() -> int:
+    """Training runs at once: one per CPU core on CPU (each single-threaded: small models run faster as
+    parallel single-thread processes than as one multi-thread process), one on a GPU."""
+    import os
+
+    import torch
+
+    return 1 if torch.cuda.is_available() else max(1, min(os.cpu_count() or 1, 8))
+
+
+def _die_with_parent() -> None:
+    """Worker initialiser: a worker is killed with the runner (Linux), so a killed experiment leaves no
+    orphan still writing to a run folder that the re-run resumes."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def train_job(preset: str, job: dict, pool: str, threads: int | None = None, log: str | None = None,
+              console=None) -> str:
+    """One (arm, seed) run, from scratch or resumed; in a worker process when jobs > 1, its output to `log`."""
     from rich.console import Console
 
     from rlvr.config import load_config
     from rlvr.trainer.config import TrainConfig
     from rlvr.trainer.loop import train
+
+    rd = Path(job["run_dir"])
+    if job["build"]:
+        build_training_file(job["build"], rd / "train.jsonl", job["seed"], pool)
+    overrides = job["overrides"] + ([f"threads={threads}"] if threads else [])
+    cfg = load_config(TrainConfig, Path(preset), overrides)
+    rd.mkdir(parents=True, exist_ok=True)
+    if log is None:
+        train(cfg, resume=(rd / "metrics.jsonl").exists(), console=console)
+    else:
+        with open(log, "a") as f:
+            train(cfg, resume=(rd / "metrics.jsonl").exists(), console=Console(file=f, width=120))
+    return str(rd)
+
+
+def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=None, gpu: bool = False,
+                   jobs: int | None = None) -> Path:
+    """Run (or resume) every run of the recipe, `jobs` at a time; returns the experiment folder
+    (results in results.json, report.md, plots)."""
+    import time
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rlvr.experiments.report import summarise, write_experiment_report
     from rlvr.utils.io import atomic_write_json
 
     console = console or Console()
     recipe = load_recipe(name, gpu)
     out = Path(out or Path("runs") / "experiments")
+    t0 = time.time()
     sel = selection(recipe, out, console) if needs_selection(recipe) else {}
-    jobs = plan(recipe, out, list(range(seeds)), sel)
-    for i, job in enumerate(jobs):
-        rd = job["run_dir"]
-        console.rule(f"{name} [{i + 1}/{len(jobs)}] arm {job['arm']}, seed {job['seed']}")
-        if (rd / "final" / "config.json").exists():
-            console.print(f"[dim]{rd}: done, skipped[/]")
+    planned = plan(recipe, out, list(range(seeds)), sel)
+    todo, seen = [], set()
+    for job in planned:  # one run per folder: arms with identical configs share it
+        if str(job["run_dir"]) in seen:
             continue
-        if job["build"]:
-            build_training_file(job["build"], rd / "train.jsonl", job["seed"], recipe.pool)
-        cfg = load_config(TrainConfig, recipe.preset, job["overrides"])
-        train(cfg, resume=(rd / "metrics.jsonl").exists(), console=console)
-    from rlvr.experiments.report import summarise
+        seen.add(str(job["run_dir"]))
+        if (job["run_dir"] / "final" / "config.json").exists():
+            console.print(f"[dim]{job['arm']} seed {job['seed']}: done ({job['run_dir']}), skipped[/]")
+        else:
+            todo.append(job)
+    jobs = max(1, min(jobs or default_jobs(), len(todo) or 1))
+    console.rule(f"{name}: {len(todo)} runs to do ({len(planned)} planned), {jobs} at a time")
+    if jobs == 1:
+        for i, job in enumerate(todo):
+            console.rule(f"{name} [{i + 1}/{len(todo)}] arm {job['arm']}, seed {job['seed']}")
+            train_job(str(recipe.preset), job, recipe.pool, console=console)
+    else:
+        import os
 
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+        with Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                      TimeElapsedColumn(), console=console) as bar, \
+                ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_die_with_parent) as pool:
+            task = bar.add_task("runs", total=len(todo), info=f"logs: <run>/train.log, {threads} thread(s) each")
+            futures = {pool.submit(train_job, str(recipe.preset), job, recipe.pool, threads,
+                                   str(Path(job["run_dir"]) / "train.log")): job for job in todo}
+            for fut in as_completed(futures):
+                job = futures[fut]
+                fut.result()  # a failed run stops the experiment with its error (finished runs are kept)
+                bar.advance(task)
+                bar.console.print(f"done: {job['arm']} seed {job['seed']} ({job['run_dir']})")
     exp_dir = out / recipe.name
-    results = summarise(recipe, jobs, sel)
+    results = summarise(recipe, planned, sel)
+    prev = json.loads((exp_dir / "results.json").read_text()) if (exp_dir / "results.json").exists() else {}
+    # wall time of the session that ran the runs (a re-run that finds them all done keeps the earlier figure)
+    results["wall_s"] = round(time.time() - t0, 1) if todo or "wall_s" not in prev else prev["wall_s"]
+    results["jobs"] = jobs if todo or "jobs" not in prev else prev["jobs"]
     atomic_write_json(exp_dir / "results.json", results)
-    from rlvr.experiments.report import write_experiment_report
-
-    write_experiment_report(recipe, results, exp_dir, jobs)
+    write_experiment_report(recipe, results, exp_dir, planned)
     return exp_dir
+

@@ -42,6 +42,20 @@ def test_every_shipped_recipe_plans_valid_training_configs(tmp_path):
                 load_config(TrainConfig, r.preset, job["overrides"])  # raises on a bad key or value
 
 
+def test_arms_with_the_same_resolved_config_share_one_run(tmp_path):
+    sel = {f"pi{k}": 100 + k for k in range(1, 20)}
+    sel.update({f"top:{c}": i for i, c in enumerate(["arithmetic", "number_theory", "geometry"])})
+    one = {j["arm"]: j["run_dir"] for j in plan(load_recipe("one-shot"), tmp_path, [0], sel)}
+    abl = {j["arm"]: j["run_dir"] for j in plan(load_recipe("loss-ablation"), tmp_path, [0], sel)}
+    # the ablation's "full" arm spells out the preset's own loss values: the same config, so the same run
+    assert abl["full"].name.split("-", 1)[1] == one["pi1"].name.split("-", 1)[1]
+    assert len({abl[a] for a in abl}) == len(abl) and abl["pg-only"] != one["pi1"]
+    one["pi1"].mkdir(parents=True)  # once a run folder exists, another experiment's identical arm reuses it
+    assert {j["arm"]: j["run_dir"] for j in plan(load_recipe("loss-ablation"), tmp_path, [0], sel)}["full"] == one["pi1"]
+    seed1 = {j["arm"]: j["run_dir"] for j in plan(load_recipe("one-shot"), tmp_path, [1], sel)}
+    assert seed1["pi1"] != one["pi1"]
+
+
 def test_verdict_rules_follow_the_numbers():
     arms = {"pi1": {"gain": (0.2, 0.05)}, "full-pool": {"gain": (0.22, 0.05)}}
     assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "reproduces"
@@ -77,16 +91,18 @@ arms:
   pi1+pi2: ["data.indices=[{{pi1}},{{pi2}}]"]
 """)
     out = tmp_path / "exp"
-    exp_dir = run_experiment(str(recipe), seeds=2, out=out)
+    exp_dir = run_experiment(str(recipe), seeds=2, out=out, jobs=2)  # two worker processes
+    assert len(list(out.glob("history-*/acc_history.json"))) == 1
+    assert all((d / "train.log").stat().st_size > 0 for d in (out / "runs").iterdir())
     results = json.loads((exp_dir / "results.json").read_text())
     assert set(results["arms"]) == {"pi1", "pi1+pi2"}
     for a in results["arms"].values():
         assert len(a["runs"]) == 2 and all(r["final_acc"] is not None and r["base_acc"] is not None for r in a["runs"])
-    assert (exp_dir / "report.md").read_text().startswith("## tiny-one-shot")
+    assert "## tiny-one-shot" in (exp_dir / "report.md").read_text()
     assert list(exp_dir.glob("*.png"))
     # a re-run skips every finished run and gives the same results
     mtimes = {p: p.stat().st_mtime for p in (out / "runs").glob("*/final/config.json")}
-    run_experiment(str(recipe), seeds=2, out=out)
+    run_experiment(str(recipe), seeds=2, out=out, jobs=1)
     assert {p: p.stat().st_mtime for p in (out / "runs").glob("*/final/config.json")} == mtimes
     assert json.loads((exp_dir / "results.json").read_text()) == results
     page = gather(out, tmp_path / "docs" / "results.md")
