@@ -197,6 +197,29 @@ def _plot(results: dict, exp_dir: Path) -> list[Path]:
     fig.savefig(p, dpi=100)
     plt.close(fig)
     paths.append(p)
+
+    # gain over base per arm, overall and per category, with 95% intervals over seeds
+    arms = list(results["arms"])
+    subjects = sorted({s for a in results["arms"].values() for s in a["gain_by_subject"]})
+    groups = ["overall", *subjects]
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(groups)), 4))
+    width = 0.8 / max(1, len(arms))
+    for i, arm in enumerate(arms):
+        a = results["arms"][arm]
+        mcs = [tuple(a["gain"])] + [tuple(a["gain_by_subject"].get(s, (float("nan"),) * 2)) for s in subjects]
+        xs = [g + (i - (len(arms) - 1) / 2) * width for g in range(len(groups))]
+        ax.bar(xs, [100 * m for m, _ in mcs], width, label=arm,
+               yerr=[0 if math.isnan(h) else 100 * h for _, h in mcs], capsize=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_ylabel("held-out gain over base (points)")
+    ax.set_title(f"{results['name']}: final minus step 0, mean and 95% interval over seeds")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    p = exp_dir / f"{results['name']}-gains.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    paths.append(p)
     return paths
 
 

@@ -308,7 +308,9 @@ def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=N
                                    str(Path(job["run_dir"]) / "train.log")): job for job in todo}
             for fut in as_completed(futures):
                 job = futures[fut]
-                fut.result()  # a failed run stops the experiment with its error (finished runs are kept)
+                if fut.exception() is not None:  # a failed run stops the experiment (finished runs are kept)
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise fut.exception()
                 bar.advance(task)
                 bar.console.print(f"done: {job['arm']} seed {job['seed']} ({job['run_dir']})")
     exp_dir = out / recipe.name

@@ -107,3 +107,30 @@ arms:
     assert json.loads((exp_dir / "results.json").read_text()) == results
     page = gather(out, tmp_path / "docs" / "results.md")
     assert "tiny-one-shot" in page.read_text() and (tmp_path / "docs" / "results").is_dir()
+
+
+def test_a_failing_run_stops_the_experiment_with_its_error(tiny_model_dir, tmp_path):
+    from rlvr.errors import UserError
+    from rlvr.experiments.runner import run_experiment
+
+    preset = tmp_path / "tiny.yaml"
+    preset.write_text(f"""model: {{path: {tiny_model_dir}}}
+data: {{train: testbed/pool, template: testbed, indices: [0]}}
+rollout: {{samples_per_prompt: 2, max_response_tokens: 4}}
+optim: {{prompts_per_step: 2, micro_batch_seqs: 4}}
+steps: 1
+threads: 1
+grader_workers: 1
+tensorboard: false
+log_rollouts: false
+""")
+    recipe = tmp_path / "bad.yaml"  # the built set is invalid (repeat smaller than the set): the worker raises
+    recipe.write_text(f"""title: bad
+finding: a test
+preset: {preset}
+arms:
+  bad: {{build: {{indices: [0, 1, 2], repeat: 2}}}}
+""")
+    with pytest.raises(UserError, match="repeat 2 is smaller"):
+        run_experiment(str(recipe), seeds=2, out=tmp_path / "exp", jobs=2)
+    assert not list((tmp_path / "exp" / "runs").glob("*/final"))
