@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("name", help="an experiment (see `rlvr experiment list`), `list`, or `report`")
+    p.add_argument("name", help="an experiment (see `rlvr experiment list`), `all` (every one, then `report`), "
+                                "`list`, or `report`")
     p.add_argument("--seeds", type=int, default=3, help="seeds per arm (default 3)")
     p.add_argument("--out", type=Path, default=Path("runs/experiments"), help="experiments folder (re-running resumes)")
     p.add_argument("--jobs", type=int, default=None,
@@ -42,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--seeds and --jobs must be >= 1")
     from rlvr.experiments.runner import run_experiment
 
+    if args.name == "all":
+        for n in recipe_names(args.gpu):
+            exp_dir = run_experiment(n, args.seeds, args.out, console, gpu=args.gpu, jobs=args.jobs)
+            console.print(f"{n}: {exp_dir / 'report.md'}")
+        from rlvr.experiments.report import gather
+
+        console.print(f"wrote {gather(args.out, args.dest)}")
+        return 0
     exp_dir = run_experiment(args.name, args.seeds, args.out, console, gpu=args.gpu, jobs=args.jobs)
     console.print((exp_dir / "report.md").read_text(), markup=False, highlight=False)
     console.print(f"results: {exp_dir}")

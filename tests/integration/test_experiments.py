@@ -134,3 +134,20 @@ arms:
     with pytest.raises(UserError, match="repeat 2 is smaller"):
         run_experiment(str(recipe), seeds=2, out=tmp_path / "exp", jobs=2)
     assert not list((tmp_path / "exp" / "runs").glob("*/final"))
+
+
+def test_experiment_all_runs_every_recipe_then_writes_the_page(tmp_path, monkeypatch):
+    import rlvr.experiments.runner as runner
+    from rlvr.cli import main
+
+    ran = []
+
+    def fake_run(name, seeds, out, console, gpu=False, jobs=None):
+        ran.append((name, seeds, jobs))
+        return out / name
+
+    monkeypatch.setattr(runner, "run_experiment", fake_run)
+    dest = tmp_path / "docs" / "results.md"
+    assert main(["experiment", "all", "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "exp"), "--dest", str(dest)]) == 0
+    assert [r[0] for r in ran] == runner.recipe_names() and all(r[1:] == (2, 2) for r in ran)
+    assert dest.read_text().startswith("# rlvr on the testbed")
