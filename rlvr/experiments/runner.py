@@ -226,18 +226,6 @@ def default_jobs() -> int:
     return 1 if torch.cuda.is_available() else max(1, min(os.cpu_count() or 1, 8))
 
 
-def _die_with_parent() -> None:
-    """Worker initialiser: a worker is killed with the runner (Linux), so a killed experiment leaves no
-    orphan still writing to a run folder that the re-run resumes."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def train_job(preset: str, job: dict, pool: str, threads: int | None = None, log: str | None = None,
               console=None) -> str:
     """One (arm, seed) run, from scratch or resumed; in a worker process when jobs > 1, its output to `log`."""
@@ -266,13 +254,12 @@ def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=N
     """Run (or resume) every run of the recipe, `jobs` at a time; returns the experiment folder
     (results in results.json, report.md, plots)."""
     import time
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from multiprocessing import get_context
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from rlvr.config import load_config
     from rlvr.experiments.report import summarise, write_experiment_report
+    from rlvr.trainer.config import TrainConfig
     from rlvr.utils.io import atomic_write_json
 
     console = console or Console()
@@ -299,20 +286,16 @@ def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=N
     else:
         import os
 
+        from rlvr.utils.parallel import Task, run_parallel
+
         threads = max(1, (os.cpu_count() or 1) // jobs)
-        with Progress(TextColumn(f"[bold]{name}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeElapsedColumn(), console=console) as bar, \
-                ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_die_with_parent) as pool:
-            task = bar.add_task("runs", total=len(todo), info=f"logs: <run>/train.log, {threads} thread(s) each")
-            futures = {pool.submit(train_job, str(recipe.preset), job, recipe.pool, threads,
-                                   str(Path(job["run_dir"]) / "train.log")): job for job in todo}
-            for fut in as_completed(futures):
-                job = futures[fut]
-                if fut.exception() is not None:  # a failed run stops the experiment (finished runs are kept)
-                    pool.shutdown(wait=True, cancel_futures=True)
-                    raise fut.exception()
-                bar.advance(task)
-                bar.console.print(f"done: {job['arm']} seed {job['seed']} ({job['run_dir']})")
+        console.print(f"{jobs} runs at a time, {threads} thread(s) each; each run's output: <run>/train.log")
+        cfg_steps = {str(j["run_dir"]): load_config(TrainConfig, recipe.preset, j["overrides"]).steps for j in todo}
+        tasks = [Task(f"{j['arm']} seed {j['seed']}", train_job, (str(recipe.preset), j, recipe.pool, threads,
+                                                                   str(Path(j["run_dir"]) / "train.log")),
+                      run_dir=Path(j["run_dir"]), steps=cfg_steps[str(j["run_dir"])]) for j in todo]
+        run_parallel(tasks, jobs, console, title=name,
+                     on_done=lambda t, c: c.print(f"done: {t.label} ({t.run_dir})"))
     exp_dir = out / recipe.name
     results = summarise(recipe, planned, sel)
     prev = json.loads((exp_dir / "results.json").read_text()) if (exp_dir / "results.json").exists() else {}
