@@ -107,6 +107,11 @@ arms:
     assert json.loads((exp_dir / "results.json").read_text()) == results
     page = gather(out, tmp_path / "docs" / "results.md")
     assert "tiny-one-shot" in page.read_text() and (tmp_path / "docs" / "results").is_dir()
+    # hand-written notes survive regeneration, in their experiment's section
+    note = "<!-- notes:tiny-one-shot -->\nOn the testbed this is a test.\n<!-- /notes -->"
+    page.write_text(page.read_text() + "\n" + note + "\n")
+    text = gather(out, page).read_text()
+    assert text.count(note) == 1 and text.index(note) > text.index("## tiny-one-shot")
 
 
 def test_a_failing_run_stops_the_experiment_with_its_error(tiny_model_dir, tmp_path):
