@@ -142,13 +142,23 @@ def verdict(name: str, arms: dict, base) -> dict:
         d["significant_cross_gains"] = f"{hits}/{total}"
         return d
     if name == "loss-ablation":
-        rule = ("reproduces: policy-gradient-only gains significantly and entropy-only gains much less (< half); "
-                "partly: one of the two; contradicts: neither")
-        pg = arms.get("pg-only")
-        ent = arms.get("entropy-only")
-        a_ok = pg is not None and _sig(pg["gain"])
-        b_ok = pg is not None and ent is not None and ent["gain"][0] < 0.5 * pg["gain"][0]
-        return out("reproduces" if a_ok and b_ok else "partly reproduces" if a_ok or b_ok else "contradicts", rule)
+        rule = ("reproduces: policy-gradient-only gains significantly (95% interval above 0), adding weight decay "
+                "and then the KL loss changes the gain by less than the intervals, and the entropy term alone gains "
+                "significantly too; partly: the policy-gradient gain holds but another part does not; contradicts: "
+                "policy-gradient-only does not gain")
+        pg, wd, kl, ent = (arms.get(k) for k in ("pg-only", "pg+wd", "pg+wd+kl", "entropy-only"))
+        if pg is None or not _sig(pg["gain"]):
+            return out("contradicts", rule)
+
+        def close(x, y) -> bool:  # the two arms' gains differ by less than their intervals combined
+            return x is not None and y is not None and abs(x["gain"][0] - y["gain"][0]) <= \
+                (0 if math.isnan(x["gain"][1]) else x["gain"][1]) + (0 if math.isnan(y["gain"][1]) else y["gain"][1])
+        parts = {"weight decay not needed": close(pg, wd), "KL matters little": close(wd, kl),
+                 "entropy alone gains": ent is not None and _sig(ent["gain"])}
+        d = out("reproduces" if all(parts.values()) else "partly reproduces", rule)
+        d["holds"] = ", ".join(k for k, v in parts.items() if v) or "none"
+        d["fails"] = ", ".join(k for k, v in parts.items() if not v) or "none"
+        return d
     if name == "label-noise":
         rule = ("reproduces: with a wrong label the single example gains much less than with its right label, and "
                 "a small set with moderate noise keeps most of the clean gain; partly: one of the two")

@@ -63,6 +63,16 @@ def test_verdict_rules_follow_the_numbers():
     assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "partly reproduces"
     arms["pi1"]["gain"] = (0.01, 0.05)
     assert verdict("one-shot", arms, (0.3, 0.01))["verdict"] == "contradicts"
+    abl = {"pg-only": {"gain": (0.11, 0.02)}, "pg+wd": {"gain": (0.11, 0.02)}, "pg+wd+kl": {"gain": (0.12, 0.02)},
+           "entropy-only": {"gain": (-0.09, 0.02)}}
+    v = verdict("loss-ablation", abl, (0.3, 0.01))
+    assert v["verdict"] == "partly reproduces" and v["fails"] == "entropy alone gains"
+    abl["entropy-only"]["gain"] = (0.05, 0.02)
+    assert verdict("loss-ablation", abl, (0.3, 0.01))["verdict"] == "reproduces"
+    abl["pg+wd"]["gain"] = (0.03, 0.02)  # weight decay changes the gain beyond the intervals
+    assert verdict("loss-ablation", abl, (0.3, 0.01))["fails"].startswith("weight decay not needed")
+    abl["pg-only"]["gain"] = (0.01, 0.02)
+    assert verdict("loss-ablation", abl, (0.3, 0.01))["verdict"] == "contradicts"
 
 
 def test_tiny_experiment_runs_resumes_and_reports(tiny_model_dir, tmp_path):
