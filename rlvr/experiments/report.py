@@ -278,9 +278,12 @@ def experiment_markdown(results: dict, plots: list[Path], rel_to: Path, commands
         lines.append("")
     if "wall_s" in results:
         runs = {r["run_dir"]: r.get("run_s", 0.0) for a in arms.values() for r in a["runs"]}
-        lines += [f"Time: {len(runs)} runs, {sum(runs.values()) / 60:.1f} run-minutes in all; this experiment's "
-                  f"command took {results['wall_s'] / 60:.1f} min wall with {results.get('jobs', 1)} runs at a time "
-                  "(runs already finished by an earlier experiment with the same config are reused, not re-timed).", ""]
+        ran = results.get("runs_run", len(runs))
+        how = (f"its command ran {ran} of them in {results['wall_s'] / 60:.1f} min wall, {results.get('jobs', 1)} at a "
+               "time (the others were finished by an earlier experiment with the same config and reused)" if ran else
+               "every run was finished by an earlier experiment with the same config and reused")
+        lines += [f"Time: {len(runs)} runs, {sum(runs.values()) / 60:.1f} run-minutes in all (each run's own training "
+                  f"and evaluation time); {how}.", ""]
     if results["name"] in ("post-saturation",):
         for name, a in arms.items():
             lines.append(f"- {name}: training reward first >= 0.99 at steps {a['saturation_step']}; held-out change "
@@ -323,11 +326,14 @@ def gather(out: Path, dest: Path) -> Path:
         for rj in found:
             r = json.loads(rj.read_text())
             runs = {x["run_dir"]: x.get("run_s", 0.0) for a in r["arms"].values() for x in a["runs"]}
-            wall = f"{r['wall_s'] / 60:.1f} ({r.get('jobs', 1)} at a time)" if "wall_s" in r else "-"
+            wall = (f"{r['wall_s'] / 60:.1f} ({r.get('runs_run', len(runs))} runs, {r.get('jobs', 1)} at a time)"
+                    if "wall_s" in r and r.get("runs_run", 1) else "0 (all reused)" if "wall_s" in r else "-")
             parts.append(f"| [{r['name']}](#{r['name']}) | {r['verdict']['verdict']} | {len(runs)} | "
                          f"{sum(runs.values()) / 60:.1f} | {wall} |")
         parts += ["", "Run-minutes: the sum of each run's own training and evaluation time; wall: what the experiment's "
                   "command took (runs it shares with an experiment run before it are reused, not re-run).", ""]
+    if "overview" in notes:  # hand-written notes on the whole page
+        parts += [notes["overview"], ""]
     for rj in found:
         results = json.loads(rj.read_text())
         plots = []

@@ -302,6 +302,7 @@ def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=N
     # wall time of the session that ran the runs (a re-run that finds them all done keeps the earlier figure)
     results["wall_s"] = round(time.time() - t0, 1) if todo or "wall_s" not in prev else prev["wall_s"]
     results["jobs"] = jobs if todo or "jobs" not in prev else prev["jobs"]
+    results["runs_run"] = len(todo) if todo or "runs_run" not in prev else prev["runs_run"]
     atomic_write_json(exp_dir / "results.json", results)
     write_experiment_report(recipe, results, exp_dir, planned)
     return exp_dir
