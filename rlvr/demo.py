@@ -30,8 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool-epochs", type=int, default=4, help="epochs of the history run over the sub-pool")
     p.add_argument("--steps", type=int, default=120, help="1-shot training steps")
     p.add_argument("--eval-samples", type=int, default=4, help="samples per test problem at T=0.6")
-    p.add_argument("--threads", type=int, default=2,
-                   help="CPU threads; with 2 or more, the pi1 and random runs (and the evaluations) go side by side")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
 
 
 def _overrides_common(args, run_dir: Path) -> list[str]:
@@ -40,54 +39,17 @@ def _overrides_common(args, run_dir: Path) -> list[str]:
 
 
 def _train(overrides: list[str], preset: str, console, commands: list[str]) -> None:
-    commands.append("rlvr train " + preset + " " + " ".join(shlex.quote(o) for o in overrides))
-    _train_run(overrides, preset, console=console)
-
-
-def _train_run(overrides: list[str], preset: str, log: str | None = None, console=None) -> None:
-    """One training run (skipped when finished, resumed when interrupted); output to `log` in a worker."""
-    from rich.console import Console
-
     from rlvr.config import load_config
     from rlvr.trainer.config import TrainConfig
     from rlvr.trainer.loop import train
 
+    commands.append("rlvr train " + preset + " " + " ".join(shlex.quote(o) for o in overrides))
     cfg = load_config(TrainConfig, preset, overrides)
     run_dir = Path(cfg.run_dir)
     if (run_dir / "final" / "config.json").exists():
-        if console:
-            console.print(f"[dim]{run_dir}: done, skipped[/]")
+        console.print(f"[dim]{run_dir}: done, skipped[/]")
         return
-    if log is None:
-        train(cfg, resume=run_dir.exists(), console=console)
-        return
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with open(log, "a") as f:
-        train(cfg, resume=(run_dir / "metrics.jsonl").exists(), console=Console(file=f, width=120))
-
-
-def _eval_run(path: str, dest: str, n_samples: int, seed: int, threads: int, log: str | None = None, console=None) -> dict:
-    """Evaluate one policy on the held-out test set (resumes a partial evaluation); its summary."""
-    import torch
-    from rich.console import Console
-
-    from rlvr.eval import EvalConfig, evaluate
-    from rlvr.models import load_model_and_tokenizer
-
-    summary = Path(dest) / "summary.json"
-    if summary.exists():
-        return json.loads(summary.read_text())["benchmarks"]["testbed/test"]
-    torch.set_num_threads(threads)
-    model, tok = load_model_and_tokenizer(path)
-    config = EvalConfig(n_samples=n_samples, seed=seed)
-    if console is not None or log is None:
-        res = evaluate(model, tok, ["testbed/test"], config, out_dir=Path(dest), console=console, model_name=str(path))
-    else:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "a") as f:
-            res = evaluate(model, tok, ["testbed/test"], config, out_dir=Path(dest), console=Console(file=f, width=120),
-                           model_name=str(path))
-    return res["benchmarks"]["testbed/test"]
+    train(cfg, resume=run_dir.exists(), console=console)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,50 +88,30 @@ def run(args: argparse.Namespace) -> int:
                     f"--out {out / 'ranking.json'}")
     console.print(f"pi1 = pool index {pi1} (score {ranking[0][1]:.3f}); random control = index {rnd}")
 
-    # steps 3-4: two independent runs, side by side as single-thread processes when there are 2+ threads
-    # (faster than one after the other at 2 threads; the results do not depend on the thread count)
-    side_by_side = args.threads >= 2
-    runs = {}
-    for name, idx in (("pi1", pi1), ("random", rnd)):
-        ov = _overrides_common(args, out / name) + [f"data.indices=[{idx}]", f"steps={args.steps}", "save_every=20"]
-        if side_by_side:
-            ov = [o if not o.startswith("threads=") else f"threads={args.threads // 2}" for o in ov]
-        commands.append("rlvr train " + preset + " " + " ".join(shlex.quote(o) for o in ov))
-        runs[name] = ov
-    if side_by_side:
-        from rlvr.utils.parallel import Task, run_parallel
-
-        console.rule("3-4/6 1-shot GRPO on pi1 and on a random example, side by side (logs: <run>/train.log)")
-        todo = {n: ov for n, ov in runs.items() if not (out / n / "final" / "config.json").exists()}
-        for n in runs.keys() - todo.keys():
-            console.print(f"[dim]{out / n}: done, skipped[/]")
-        run_parallel([Task(f"1-shot GRPO on {name}", _train_run, (ov, preset, str(out / name / "train.log")),
-                           run_dir=out / name, steps=args.steps) for name, ov in todo.items()], 2, console, "training")
-    else:
-        console.rule("3/6 1-shot GRPO on pi1")
-        _train_run(runs["pi1"], preset, console=console)
-        console.rule("4/6 1-shot GRPO on a random example")
-        _train_run(runs["random"], preset, console=console)
+    console.rule("3/6 1-shot GRPO on pi1")
+    _train(_overrides_common(args, out / "pi1") + [f"data.indices=[{pi1}]", f"steps={args.steps}", "save_every=20"],
+           preset, console, commands)
+    console.rule("4/6 1-shot GRPO on a random example")
+    _train(_overrides_common(args, out / "random") + [f"data.indices=[{rnd}]", f"steps={args.steps}", "save_every=20"],
+           preset, console, commands)
 
     console.rule("5/6 evaluate on the held-out test set")
-    policies = [("base", "testbed"), ("full-pool", out / "pool" / "final"), ("pi1", out / "pi1" / "final"),
-                ("random", out / "random" / "final")]
-    for name, path in policies:
-        commands.append(f"rlvr eval --model {path} --benchmarks testbed/test --n-samples {args.eval_samples} "
-                        f"--seed {args.seed} --out {out / 'eval' / name}")
-    if side_by_side:
-        from rlvr.utils.parallel import Task, run_parallel
+    results = {}
+    from rlvr.eval import EvalConfig, evaluate
+    from rlvr.models import load_model_and_tokenizer
 
-        results: dict = {}
-        run_parallel([Task(f"evaluate {name}", _eval_run, (str(path), str(out / "eval" / name), args.eval_samples,
-                                                           args.seed, args.threads // 2, str(out / "eval" / f"{name}.log")))
-                      for name, path in policies if not (out / "eval" / name / "summary.json").exists()],
-                     2, console, "evaluation")
-        for name, path in policies:  # each is now finished: read back from its summary
-            results[name] = _eval_run(str(path), str(out / "eval" / name), args.eval_samples, args.seed, args.threads)
-    else:
-        results = {name: _eval_run(str(path), str(out / "eval" / name), args.eval_samples, args.seed, args.threads,
-                                   console=console) for name, path in policies}
+    for name, path in [("base", "testbed"), ("full-pool", out / "pool" / "final"), ("pi1", out / "pi1" / "final"),
+                       ("random", out / "random" / "final")]:
+        dest = out / "eval" / name
+        commands.append(f"rlvr eval --model {path} --benchmarks testbed/test --n-samples {args.eval_samples} "
+                        f"--seed {args.seed} --out {dest}")
+        if (dest / "summary.json").exists():
+            results[name] = json.loads((dest / "summary.json").read_text())["benchmarks"]["testbed/test"]
+            continue
+        model, tok = load_model_and_tokenizer(path)
+        res = evaluate(model, tok, ["testbed/test"], EvalConfig(n_samples=args.eval_samples, seed=args.seed),
+                       out_dir=dest, console=console, model_name=str(path))
+        results[name] = res["benchmarks"]["testbed/test"]
 
     console.rule("6/6 report")
     from rlvr.analysis.report import demo_report
