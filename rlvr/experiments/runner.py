@@ -217,8 +217,7 @@ def plan(recipe: Recipe, out: Path, seeds: list[int], sel: dict[str, int]) -> li
 
 
 def default_jobs() -> int:
-    """Training runs at once: one per CPU core on CPU (each single-threaded: small models run faster as
-    parallel single-thread processes than as one multi-thread process), one on a GPU."""
+    """Training runs at once: one per CPU core on CPU (each single-threaded), up to 8; one on a GPU."""
     import os
 
     import torch
