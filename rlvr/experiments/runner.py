@@ -14,6 +14,7 @@ model's score from the same harness.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -163,12 +164,31 @@ def run_identity(preset: Path, overrides: list[str], build: dict | None) -> str:
     from rlvr.trainer.config import TrainConfig
 
     d = to_dict(load_config(TrainConfig, preset, overrides + (["data.indices=null"] if build else [])))
+    d["model_weights"] = weights_digest(d["model"]["path"])  # a rebuilt or replaced model is a new run
     d.pop("run_dir", None)
     d.pop("threads", None)
     if build:
         d["data"].pop("train", None)
         d["build"] = build
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+@functools.lru_cache(maxsize=8)
+def weights_digest(name_or_path: str) -> str:
+    """sha256 of a local model's weight files (once per process), or the name itself if it is not local."""
+    from rlvr.models import resolve_model_path
+
+    try:
+        folder = resolve_model_path(name_or_path)
+    except UserError:
+        return str(name_or_path)
+    h = hashlib.sha256()
+    for f in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+        h.update(f.name.encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 24), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
 
 
 def run_dir_for(out: Path, arm: str, seed: int, key: str) -> Path:

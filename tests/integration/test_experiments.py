@@ -166,3 +166,20 @@ def test_experiment_all_runs_every_recipe_then_writes_the_page(tmp_path, monkeyp
     assert main(["experiment", "all", "--seeds", "2", "--jobs", "2", "--out", str(tmp_path / "exp"), "--dest", str(dest)]) == 0
     assert [r[0] for r in ran] == runner.recipe_names() and all(r[1:] == (2, 2) for r in ran)
     assert dest.read_text().startswith("# rlvr on the testbed")
+
+
+def test_a_changed_model_is_a_new_run(tiny_model_dir, tmp_path):
+    import shutil
+
+    from rlvr.experiments.runner import run_identity, weights_digest
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    preset = tmp_path / "p.yaml"
+    preset.write_text(f"model: {{path: {model}}}\ndata: {{train: testbed/pool, indices: [0]}}\n")
+    before = run_identity(preset, ["seed=0"], None)
+    assert run_identity(preset, ["seed=0", "threads=1"], None) == before  # threads are not part of a run
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")  # the same model folder, other weights
+    weights_digest.cache_clear()
+    assert run_identity(preset, ["seed=0"], None) != before
