@@ -94,6 +94,14 @@ def summarise(recipe, jobs: list[dict], sel: dict) -> dict:
             "base": mean_ci(base_all), "arms": arms, "verdict": verdict(recipe.name, arms, mean_ci(base_all))}
 
 
+def tenths(curve: list) -> tuple[float, float] | None:
+    """(mean of the first tenth of a [(step, value), ...] curve, mean of its last tenth); None if empty."""
+    if not curve:
+        return None
+    k = max(1, len(curve) // 10)
+    return statistics.fmean(v for _, v in curve[:k]), statistics.fmean(v for _, v in curve[-k:])
+
+
 def _sig(mc: tuple[float, float]) -> bool:
     m, h = mc
     return not math.isnan(m) and not math.isnan(h) and m - h > 0
@@ -172,13 +180,22 @@ def verdict(name: str, arms: dict, base) -> dict:
                 "training steps to the last tenth in every seed; partly: one of them; contradicts: neither")
         a = arms.get("pi1") or next(iter(arms.values()))
         def up(curve: list) -> bool:  # mean of the last tenth of the steps above that of the first tenth
-            k = max(1, len(curve) // 10)
-            return bool(curve) and statistics.fmean(v for _, v in curve[-k:]) > statistics.fmean(v for _, v in curve[:k])
+            t = tenths(curve)
+            return t is not None and t[1] > t[0]
 
         r = all(up(x["reflection_curve"]) for x in a["runs"])
         ln = all(up(x["length_curve"]) for x in a["runs"])
         return out("reproduces" if r and ln else "partly reproduces" if r or ln else "contradicts", rule)
     return out("n/a", "no rule for this experiment")
+
+
+def _save(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def _plot(results: dict, exp_dir: Path) -> list[Path]:
@@ -202,11 +219,7 @@ def _plot(results: dict, exp_dir: Path) -> list[Path]:
         ax.set_title(title)
         ax.set_xlabel("step")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = exp_dir / f"{results['name']}-curves.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_save(fig, exp_dir / f"{results['name']}-curves.png"))
 
     # gain over base per arm, overall and per category, with 95% intervals over seeds
     arms = list(results["arms"])
@@ -225,11 +238,7 @@ def _plot(results: dict, exp_dir: Path) -> list[Path]:
     ax.set_ylabel("held-out gain over base (points)")
     ax.set_title(f"{results['name']}: final minus step 0, mean and 95% interval over seeds")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    p = exp_dir / f"{results['name']}-gains.png"
-    fig.savefig(p, dpi=100)
-    plt.close(fig)
-    paths.append(p)
+    paths.append(_save(fig, exp_dir / f"{results['name']}-gains.png"))
     return paths
 
 
@@ -265,13 +274,8 @@ def experiment_markdown(results: dict, plots: list[Path], rel_to: Path, commands
     if results["name"] == "reflection":
         for name, a in arms.items():
             for key, what in (("reflection_curve", "self-reflection rate"), ("length_curve", "response length")):
-                firsts, lasts = [], []
-                for r in a["runs"]:
-                    c = [v for _, v in r[key]]
-                    k = max(1, len(c) // 10)
-                    if c:
-                        firsts.append(statistics.fmean(c[:k]))
-                        lasts.append(statistics.fmean(c[-k:]))
+                ts = [t for t in (tenths(r[key]) for r in a["runs"]) if t is not None]
+                firsts, lasts = [t[0] for t in ts], [t[1] for t in ts]
                 lines.append(f"- {name}: {what} (training samples), first tenth of the steps "
                              f"{fmt(mean_ci(firsts), key == 'reflection_curve')} -> last tenth "
                              f"{fmt(mean_ci(lasts), key == 'reflection_curve')}{' %' if key == 'reflection_curve' else ' tokens'}")
