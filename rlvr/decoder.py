@@ -67,6 +67,7 @@ class StaticDecoder:
     decoder = StaticDecoder(model, batch=B, max_len=prompt_len + max_new)
     logits = decoder.prefill(input_ids, attention_mask)   # (B, V)
     logits = decoder.step(next_tokens)                    # (B, V), repeat
+    decoder.keep(rows)                                    # drop finished rows; later steps take len(rows)
     """
 
     @torch.no_grad()
@@ -147,6 +148,16 @@ class StaticDecoder:
         mask = causal[None] & attn[:, None, :]  # (B, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
         return self._forward(input_ids, positions, mask[:, None])
+
+    @torch.no_grad()
+    def keep(self, rows: torch.Tensor) -> None:
+        """Keep only these batch rows (LongTensor of current row indices, in the order given): the
+        cache, masks and positions of the others are dropped, and later steps take len(rows) tokens.
+        Per-step cost grows with the batch, so dropping finished sequences speeds up the rest."""
+        self.k = self.k.index_select(1, rows)
+        self.v = self.v.index_select(1, rows)
+        self.valid = self.valid.index_select(0, rows)
+        self.pos = self.pos.index_select(0, rows)
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

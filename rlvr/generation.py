@@ -167,26 +167,35 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
 
     cur_pos = pos
     tok = None
+    rows = torch.arange(B, device=device)  # batch index of each row the model still runs (the static decoder drops finished ones)
     for t in range(max_new):
-        logits = next_logits(tok).float() / temp  # (B, V)
+        logits = next_logits(tok).float() / temp  # (b, V), b = len(rows)
         if cfg.ignore_eos and eos_t is not None:
             logits.index_fill_(-1, eos_t, float("-inf"))
         if greedy:
             tok = logits.argmax(-1)
         else:
             masked = _top_p_mask(logits, cfg.top_p)
-            tok = sample_from_logits(masked, uniform_noise(seed_t, t))
+            tok = sample_from_logits(masked, uniform_noise(seed_t[rows], t))
         if return_logp:
-            out_logp[:, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
-        tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
-        out_tokens[:, t] = tok
+            out_logp[rows, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        done = finished[rows]
+        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
+        out_tokens[rows, t] = tok
         if eos_t is not None:
-            hit = torch.isin(tok, eos_t) & ~finished
-            lengths = torch.where(hit, torch.full_like(lengths, t + 1), lengths)
-            stopped |= hit
-            finished |= hit
-        if (t + 1) % check_every == 0 and bool(finished.all()):
-            break
+            hit = torch.isin(tok, eos_t) & ~done
+            lengths[rows] = torch.where(hit, torch.full_like(tok, t + 1), lengths[rows])
+            stopped[rows] = stopped[rows] | hit
+            finished[rows] = done | hit
+        if (t + 1) % check_every == 0:
+            live = ~finished[rows]
+            n_live = int(live.sum())
+            if n_live == 0:
+                break
+            if use_static and n_live <= 0.75 * len(rows):  # a quarter finished: stop computing them
+                keep = live.nonzero().squeeze(1)
+                decoder.keep(keep)
+                rows, tok = rows[keep], tok[keep]
     results = []
     tokens_cpu = out_tokens.cpu()
     logp_cpu = out_logp.cpu() if return_logp else None

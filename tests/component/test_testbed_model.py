@@ -40,3 +40,26 @@ def test_model_card_reports_measured_band():
     metrics = json.loads((model_path() / "metrics.json").read_text())
     assert f"{metrics['acc_t0.6']:.3f}" in card
     assert metrics["pass@8"] > metrics["acc_t0.6"]
+
+
+def test_finished_rows_are_dropped_mid_batch_without_changing_any_sample(monkeypatch):
+    """The static decoder stops computing sequences that emitted EOS; each sample must still be the one
+    it would be alone in its batch (same seed, same tokens, same log-probs)."""
+    from rlvr import decoder
+    from rlvr.data import load, render_prompt
+    from rlvr.generation import SamplingConfig, generate
+    from rlvr.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer("testbed")
+    prompts = [render_prompt(p.problem, "testbed", tok) for p in load("testbed/test")[:12]]
+    cfg = SamplingConfig(max_new_tokens=200, temperature=0.6, seed=11)
+    kept = []
+    real_keep = decoder.StaticDecoder.keep
+    monkeypatch.setattr(decoder.StaticDecoder, "keep", lambda self, rows: (kept.append(len(rows)), real_keep(self, rows)))
+    batched = generate(model, tok, prompts, cfg, batch_size=12, return_logp=True)
+    assert kept and min(kept) < 12  # rows were dropped along the way
+    alone = [generate(model, tok, [p], cfg, seeds=[cfg.seed + i], return_logp=True)[0] for i, p in enumerate(prompts)]
+    assert len({len(g.response_ids) for g in batched}) > 1  # lengths differ, so rows finished at different steps
+    for a, b in zip(batched, alone):
+        assert a.response_ids == b.response_ids and a.finish_reason == b.finish_reason
+        assert a.logp == pytest.approx(b.logp, abs=1e-5)
