@@ -19,7 +19,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from rlvr import dist
 from rlvr import metrics as M
@@ -127,6 +126,22 @@ def response_start(batch: dict) -> int:
     return int(batch["response_mask"].any(0).float().argmax())
 
 
+def micro_batches(batch: dict, rows: range, size: int) -> list[tuple[torch.Tensor, int, int]]:
+    """Split batch rows into forward/backward micro-batches of at most `size` rows, longest sequences
+    together: [(row indices, c0, L)] where, for those rows, columns >= L are padding and predictions
+    before column c0 hold no response token. A pass over ids[idx, :L] computing logits from c0 on does
+    the work of those rows only, not of the batch's longest row; the count of micro-batches is
+    ceil(len(rows) / size) as without sorting, so every data-parallel rank runs the same number."""
+    lengths = batch["attention_mask"][rows.start:rows.stop].sum(1)
+    order = torch.argsort(lengths, descending=True, stable=True) + rows.start
+    out = []
+    for s in range(0, len(order), size):
+        idx = order[s:s + size].to(batch["input_ids"].device)
+        L = int(batch["attention_mask"][idx].sum(1).max())
+        out.append((idx, response_start({"response_mask": batch["response_mask"][idx, :L - 1]}), L))
+    return out
+
+
 def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> torch.Tensor:
     """Next-token logits for positions start..L-2: (b, L-1-start, V)."""
     L = ids.shape[1]
@@ -138,30 +153,31 @@ def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> t
 
 
 def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False):
-    """(logp, entropy or None), each (B, L-1) (zero before the first response column), in micro-batches;
+    """(logp, entropy or None), each (B, L-1) (zero outside the response columns), in micro-batches;
     no graph unless grad."""
-    outs_lp, outs_ent = [], []
-    start = response_start(batch)
+    B, L1 = batch["response_mask"].shape
+    logp = torch.zeros((B, L1), dtype=torch.float32, device=batch["input_ids"].device)
+    ent = torch.zeros_like(logp) if with_entropy else None
     ctx = contextlib.nullcontext() if grad else torch.inference_mode()
     with ctx:
-        for s in range(0, batch["input_ids"].shape[0], micro):
-            ids = batch["input_ids"][s:s + micro]
-            logits = policy_logits(model, ids, batch["attention_mask"][s:s + micro], start)
-            outs_lp.append(F.pad(token_logp_from_logits(logits, ids[:, start + 1:], temperature), (start, 0)))
+        for idx, c0, L in micro_batches(batch, range(B), micro):
+            ids = batch["input_ids"][idx, :L]
+            logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0)
+            logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
             if with_entropy:
-                outs_ent.append(F.pad(entropy_from_logits(logits, temperature), (start, 0)))
-    return torch.cat(outs_lp), (torch.cat(outs_ent) if with_entropy else None)
+                ent[idx, c0:L - 1] = entropy_from_logits(logits, temperature)
+    return logp, ent
 
 
 def critic_values(critic, batch: dict, micro: int, grad: bool = False) -> torch.Tensor:
-    out = []
+    B, L1 = batch["response_mask"].shape
+    out = torch.zeros((B, L1), dtype=torch.float32, device=batch["input_ids"].device)
     ctx = contextlib.nullcontext() if grad else torch.no_grad()
     with ctx:
-        for s in range(0, batch["input_ids"].shape[0], micro):
-            v = critic(input_ids=batch["input_ids"][s:s + micro],
-                       attention_mask=batch["attention_mask"][s:s + micro]).logits[:, :-1, 0]
-            out.append(v.float())
-    return torch.cat(out)
+        for idx, _c0, L in micro_batches(batch, range(B), micro):
+            out[idx, :L - 1] = critic(input_ids=batch["input_ids"][idx, :L],
+                                      attention_mask=batch["attention_mask"][idx, :L]).logits[:, :-1, 0].float()
+    return out
 
 
 # --- the stages ---------------------------------------------------------------------------------
@@ -193,25 +209,23 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
     need_entropy = True  # logged every step; its loss term only when entropy_coef != 0
     sums: dict[str, float] = defaultdict(float)
     world = dist.world()
-    c0 = response_start(batch)  # columns before it hold no response token in any row
     for _epoch in range(o.ppo_epochs):
         for m0 in range(0, B, mb):
-            sl = slice(m0, m0 + mb)
-            mask_mb = batch["response_mask"][sl]
+            mask_mb = batch["response_mask"][m0:m0 + mb]
             counts = dist.all_reduce_sums({"tok": float(mask_mb.sum()), "seq": float(mask_mb.shape[0])})
             optimizer.zero_grad(set_to_none=True)
-            for s in range(m0, m0 + mb, o.micro_batch_seqs):
-                e = min(s + o.micro_batch_seqs, m0 + mb)
-                ids, attn = batch["input_ids"][s:e], batch["attention_mask"][s:e]
-                mask = batch["response_mask"][s:e, c0:]
+            for idx, c0, L in micro_batches(batch, range(m0, m0 + mb), o.micro_batch_seqs):
+                ids, attn = batch["input_ids"][idx, :L], batch["attention_mask"][idx, :L]
+                cols = slice(c0, L - 1)  # the prediction columns this micro-batch computes
+                mask = batch["response_mask"][idx, cols]
                 with autocast(cfg, ids.device):
                     logits = policy_logits(policy, ids, attn, c0)  # (b, L-1-c0, V)
                 logp = token_logp_from_logits(logits, ids[:, c0 + 1:], cfg.rollout.temperature)
-                old = logp.detach() if on_policy else old_logp[s:e, c0:]
-                adv_mb = adv[s:e, c0:] if adv.dim() == 2 else adv[s:e]
+                old = logp.detach() if on_policy else old_logp[idx, cols]
+                adv_mb = adv[idx, cols] if adv.dim() == 2 else adv[idx]
                 pg_mat, st = ppo_clip_loss(logp, old, adv_mb, mask, a.clip_low, a.clip_high, a.dual_clip_c)
                 loss_mat = a.pg_coef * pg_mat
-                kl_mat = kl_penalty(logp, ref_logp[s:e, c0:], a.kl_kind) * mask if use_kl else None
+                kl_mat = kl_penalty(logp, ref_logp[idx, cols], a.kl_kind) * mask if use_kl else None
                 if kl_mat is not None:
                     loss_mat = loss_mat + a.kl_coef * kl_mat
                 ent_mat = entropy_from_logits(logits, cfg.rollout.temperature) * mask if need_entropy else None
@@ -240,10 +254,10 @@ def update_critic(cfg: TrainConfig, critic, critic_opt, batch: dict, returns: to
     total_tok = dist.all_reduce_sums({"tok": float(batch["response_mask"].sum())})["tok"]
     critic_opt.zero_grad(set_to_none=True)
     total = 0.0
-    for s in range(0, B, o.micro_batch_seqs):
-        e = min(s + o.micro_batch_seqs, B)
-        v = critic(input_ids=batch["input_ids"][s:e], attention_mask=batch["attention_mask"][s:e]).logits[:, :-1, 0].float()
-        vl = value_loss(v, old_values[s:e], returns[s:e], batch["response_mask"][s:e], cfg.algo.value_clip)
+    for idx, _c0, L in micro_batches(batch, range(B), o.micro_batch_seqs):
+        v = critic(input_ids=batch["input_ids"][idx, :L], attention_mask=batch["attention_mask"][idx, :L]).logits[:, :-1, 0].float()
+        cols = slice(0, L - 1)
+        vl = value_loss(v, old_values[idx, cols], returns[idx, cols], batch["response_mask"][idx, cols], cfg.algo.value_clip)
         loss = vl.sum() / total_tok
         (loss * dist.world()).backward()
         total += float(vl.detach().sum())
