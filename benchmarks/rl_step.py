@@ -135,6 +135,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
     o = cfg.optim
     o.lr, o.weight_decay, o.prompts_per_step, o.micro_batch_seqs = 1e-5, 0.0, args.prompts, args.micro_batch
+    o.micro_batch_tokens = args.micro_batch_tokens
     cfg.steps, cfg.seed, cfg.threads = args.steps, 0, args.threads
     cfg.run_dir = str(tmp / f"run-{size}-{resp}-{args.precision}")
     cfg.save_every, cfg.log_rollouts, cfg.tensorboard = 0, False, False
@@ -204,6 +205,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--micro-batch", type=int, default=64, help="sequences per forward/backward")
+    p.add_argument("--micro-batch-tokens", type=int, default=0,
+                   help="also cap a forward/backward at this many padded tokens (optim.micro_batch_tokens; 0 = no cap)")
     p.add_argument("--size", choices=[*SIZES, "qwen2.5-math-1.5b"], default="1m",
                    help="qwen2.5-math-1.5b: that architecture with random weights (GPU)")
     p.add_argument("--prompts", type=int, default=8, help="prompts per step")

@@ -56,6 +56,15 @@ def all_reduce_sums(values: dict[str, float]) -> dict[str, float]:
     return dict(zip(keys, t.cpu().tolist()))
 
 
+def all_reduce_max(value: int) -> int:
+    """The largest of each rank's value (e.g. a count every rank must then agree on)."""
+    if not is_dist():
+        return int(value)
+    t = torch.tensor([int(value)], dtype=torch.int64, device=_comm_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
 def _comm_device() -> str:
     """Where collective tensors must live: NCCL only moves GPU tensors, gloo CPU ones."""
     return f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"

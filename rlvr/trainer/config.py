@@ -80,6 +80,9 @@ class OptimConfig:
     mini_batches_per_step: int = _f(1, "optimiser steps per rollout batch (the paper: 1 = whole batch)")
     ppo_epochs: int = _f(1, "passes over each rollout batch (the paper: 1)")
     micro_batch_seqs: int = _f(16, "sequences per forward/backward (gradient accumulation fills the mini-batch)")
+    micro_batch_tokens: int = _f(0, "also cap a forward/backward at this many padded tokens (rows x its longest "
+                                    "row; 0 = no cap): long responses then go a few rows at a time, short ones "
+                                    "many (verl: ppo_max_token_len_per_gpu)")
 
 
 @dataclass
@@ -129,6 +132,8 @@ class TrainConfig:
         if seqs % o.mini_batches_per_step:
             raise UserError(f"the step's {seqs} sequences (prompts_per_step x samples_per_prompt) do not split into "
                             f"optim.mini_batches_per_step={o.mini_batches_per_step} equal mini-batches")
+        if o.micro_batch_seqs < 1 or o.micro_batch_tokens < 0:
+            raise UserError("optim.micro_batch_seqs must be >= 1 and optim.micro_batch_tokens >= 0 (0 = no token cap)")
         if self.algo.adv_estimator in ("grpo", "dr_grpo") and r.samples_per_prompt < 2:
             raise UserError("GRPO compares samples of a group: set rollout.samples_per_prompt >= 2")
         if r.temperature <= 0:

@@ -126,17 +126,22 @@ def response_start(batch: dict) -> int:
     return int(batch["response_mask"].any(0).float().argmax())
 
 
-def micro_batches(batch: dict, rows: range, size: int) -> list[tuple[torch.Tensor, int, int]]:
-    """Split batch rows into forward/backward micro-batches of at most `size` rows, longest sequences
-    together: [(row indices, c0, L)] where, for those rows, columns >= L are padding and predictions
-    before column c0 hold no response token. A pass over ids[idx, :L] computing logits from c0 on does
-    the work of those rows only, not of the batch's longest row; the count of micro-batches is
-    ceil(len(rows) / size) as without sorting, so every data-parallel rank runs the same number."""
+def micro_batches(batch: dict, rows: range, size: int, max_tokens: int = 0) -> list[tuple[torch.Tensor, int, int]]:
+    """Split batch rows into forward/backward micro-batches, longest sequences together:
+    [(row indices, c0, L)] where, for those rows, columns >= L are padding and predictions before column
+    c0 hold no response token, so a pass over ids[idx, :L] computing logits from c0 on does the work of
+    those rows only, not of the batch's longest row.
+
+    A micro-batch has at most `size` rows and, when max_tokens > 0, at most max_tokens padded tokens
+    (rows x its longest row; a row longer than that goes alone). Every data-parallel rank must run the
+    same number of forward/backward passes, so the count is agreed on (the largest any rank needs)."""
     lengths = batch["attention_mask"][rows.start:rows.stop].sum(1)
     order = torch.argsort(lengths, descending=True, stable=True) + rows.start
+    per = size if max_tokens <= 0 else max(1, min(size, max_tokens // int(lengths.max())))
+    n = dist.all_reduce_max(-(-len(order) // per)) if max_tokens > 0 else -(-len(order) // per)
     out = []
-    for s in range(0, len(order), size):
-        idx = order[s:s + size].to(batch["input_ids"].device)
+    for idx in torch.tensor_split(order, min(n, len(order))):
+        idx = idx.to(batch["input_ids"].device)
         L = int(batch["attention_mask"][idx].sum(1).max())
         out.append((idx, response_start({"response_mask": batch["response_mask"][idx, :L - 1]}), L))
     return out
@@ -152,7 +157,8 @@ def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> t
     return out.logits[:, :-1]
 
 
-def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False):
+def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False,
+                 max_tokens: int = 0):
     """(logp, entropy or None), each (B, L-1) (zero outside the response columns), in micro-batches;
     no graph unless grad."""
     B, L1 = batch["response_mask"].shape
@@ -160,7 +166,7 @@ def forward_logp(model, batch: dict, temperature: float, micro: int, with_entrop
     ent = torch.zeros_like(logp) if with_entropy else None
     ctx = contextlib.nullcontext() if grad else torch.inference_mode()
     with ctx:
-        for idx, c0, L in micro_batches(batch, range(B), micro):
+        for idx, c0, L in micro_batches(batch, range(B), micro, max_tokens):
             ids = batch["input_ids"][idx, :L]
             logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0)
             logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
@@ -169,12 +175,12 @@ def forward_logp(model, batch: dict, temperature: float, micro: int, with_entrop
     return logp, ent
 
 
-def critic_values(critic, batch: dict, micro: int, grad: bool = False) -> torch.Tensor:
+def critic_values(critic, batch: dict, micro: int, grad: bool = False, max_tokens: int = 0) -> torch.Tensor:
     B, L1 = batch["response_mask"].shape
     out = torch.zeros((B, L1), dtype=torch.float32, device=batch["input_ids"].device)
     ctx = contextlib.nullcontext() if grad else torch.no_grad()
     with ctx:
-        for idx, _c0, L in micro_batches(batch, range(B), micro):
+        for idx, _c0, L in micro_batches(batch, range(B), micro, max_tokens):
             out[idx, :L - 1] = critic(input_ids=batch["input_ids"][idx, :L],
                                       attention_mask=batch["attention_mask"][idx, :L]).logits[:, :-1, 0].float()
     return out
@@ -214,7 +220,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
             mask_mb = batch["response_mask"][m0:m0 + mb]
             counts = dist.all_reduce_sums({"tok": float(mask_mb.sum()), "seq": float(mask_mb.shape[0])})
             optimizer.zero_grad(set_to_none=True)
-            for idx, c0, L in micro_batches(batch, range(m0, m0 + mb), o.micro_batch_seqs):
+            for idx, c0, L in micro_batches(batch, range(m0, m0 + mb), o.micro_batch_seqs, o.micro_batch_tokens):
                 ids, attn = batch["input_ids"][idx, :L], batch["attention_mask"][idx, :L]
                 cols = slice(c0, L - 1)  # the prediction columns this micro-batch computes
                 mask = batch["response_mask"][idx, cols]
@@ -254,7 +260,7 @@ def update_critic(cfg: TrainConfig, critic, critic_opt, batch: dict, returns: to
     total_tok = dist.all_reduce_sums({"tok": float(batch["response_mask"].sum())})["tok"]
     critic_opt.zero_grad(set_to_none=True)
     total = 0.0
-    for idx, _c0, L in micro_batches(batch, range(B), o.micro_batch_seqs):
+    for idx, _c0, L in micro_batches(batch, range(B), o.micro_batch_seqs, o.micro_batch_tokens):
         v = critic(input_ids=batch["input_ids"][idx, :L], attention_mask=batch["attention_mask"][idx, :L]).logits[:, :-1, 0].float()
         cols = slice(0, L - 1)
         vl = value_loss(v, old_values[idx, cols], returns[idx, cols], batch["response_mask"][idx, cols], cfg.algo.value_clip)
@@ -411,12 +417,14 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 old_logp = ref_logp = values = None
                 if not on_policy or (cfg.algo.kl_in_reward and need_ref):
                     with timer("old_log_prob"), autocast(cfg, device):
-                        old_logp, _ = forward_logp(raw_policy, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False)
+                        old_logp, _ = forward_logp(raw_policy, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False,
+                                                   max_tokens=cfg.optim.micro_batch_tokens)
                 if need_ref:
                     with timer("ref"):
-                        ref_logp, _ = forward_logp(ref, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False)
+                        ref_logp, _ = forward_logp(ref, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False,
+                                                   max_tokens=cfg.optim.micro_batch_tokens)
                 if critic is not None:
-                    values = critic_values(critic, batch, cfg.optim.micro_batch_seqs)
+                    values = critic_values(critic, batch, cfg.optim.micro_batch_seqs, max_tokens=cfg.optim.micro_batch_tokens)
                 # ---- advantages
                 with timer("adv"):
                     adv, returns, rewards = compute_advantages(cfg, rollouts, batch, values, old_logp if old_logp is not None

@@ -50,11 +50,20 @@ def test_micro_batches_group_rows_by_length_and_trim_padding(tiny_model_and_toke
         assert int(batch["response_mask"][idx, :c0].sum()) == 0
     # a mini-batch's rows stay in that mini-batch
     assert sorted(i for idx, _, _ in micro_batches(batch, range(2, 5), 2) for i in idx.tolist()) == [2, 3, 4]
+    # a token cap: at most 40 padded tokens (rows x longest row), so 1 row of 27 at a time, hence 5 passes;
+    # a cap of 60 allows 2 rows of the longest length, and no cap leaves 4 rows per pass
+    for cap, n in ((40, 5), (60, 3), (0, 2)):
+        mbs = micro_batches(batch, range(0, 5), 4, cap)
+        assert len(mbs) == n and sorted(i for idx, _, _ in mbs for i in idx.tolist()) == [0, 1, 2, 3, 4]
+        if cap:
+            assert all(len(idx) * L <= cap for idx, _, L in mbs)
+    assert len(micro_batches(batch, range(0, 5), 4, 10)) == 5  # a row longer than the cap goes alone
 
 
 def test_update_gradient_does_not_depend_on_micro_batch_size(tiny_model_and_tokenizer):
     """Sorted, trimmed micro-batches accumulate the gradient of the whole batch's loss: one micro-batch
-    of 5 rows and micro-batches of 2 rows give the same update, for each loss aggregation."""
+    of 5 rows, micro-batches of 2 rows and of at most 30 tokens give the same update, for each loss
+    aggregation."""
     import copy
 
     from rlvr.trainer.config import TrainConfig
@@ -66,12 +75,14 @@ def test_update_gradient_does_not_depend_on_micro_batch_size(tiny_model_and_toke
     ref = torch.zeros_like(batch["response_mask"]) - 4.0
     for mode in ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
         grads = []
-        for micro in (5, 2):
+        for micro, cap in ((5, 0), (2, 0), (5, 30)):
             cfg = TrainConfig()
-            cfg.optim.micro_batch_seqs, cfg.algo.loss_agg_mode, cfg.algo.kl_coef = micro, mode, 0.1
+            cfg.optim.micro_batch_seqs, cfg.optim.micro_batch_tokens = micro, cap
+            cfg.algo.loss_agg_mode, cfg.algo.kl_coef = mode, 0.1
             m = copy.deepcopy(model)
             opt = torch.optim.SGD(m.parameters(), lr=0.0)
             update_policy(cfg, m, opt, batch, adv, batch["sampling_logp"], ref, on_policy=True)
             grads.append(torch.cat([p.grad.flatten() for p in m.parameters() if p.grad is not None]))
         assert grads[0].abs().sum() > 0
-        torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+        for g in grads[1:]:
+            torch.testing.assert_close(g, grads[0], rtol=1e-4, atol=1e-6)

@@ -85,13 +85,24 @@ def test_sigkill_and_resume_gives_identical_metrics(tiny_model_dir, train_file, 
     assert json.loads((kill_dir / "acc_history.json").read_text()) == json.loads((ref_dir / "acc_history.json").read_text())
 
 
-def test_torchrun_two_processes_match_one(tiny_model_dir, train_file, tmp_path):
+@pytest.mark.parametrize("cap", [0, 90], ids=["rows", "token-cap"])
+def test_torchrun_two_processes_match_one(tiny_model_dir, train_file, tmp_path, cap):
+    """With a token cap, rank 0 (slots 0, 2: long prompts) needs more passes than rank 1 (short
+    prompts); the ranks must agree on one count or the gradient all-reduce would hang."""
     env = dict(os.environ, OMP_NUM_THREADS="1")
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=3)), check=True, env=env, capture_output=True)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
-                        "-m", "rlvr.cli", "train", *overrides(tiny_model_dir, train_file, two, steps=3)],
-                       env=env, capture_output=True, text=True)
+    extra: tuple[str, ...] = ()
+    if cap:
+        data = tmp_path / "ragged.jsonl"
+        data.write_text("".join(json.dumps({"problem": ("Add these numbers: " * (6 if i % 2 == 0 else 0)) + f"{i}+{i}?",
+                                            "answer": str(2 * i), "index": i}) + "\n" for i in range(4)))
+        extra = (f"data.train={data}", "data.shuffle=false", f"optim.micro_batch_tokens={cap}")
+    subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=3, extra=extra)), check=True, env=env,
+                   capture_output=True)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={29533 + bool(cap)}", "-m", "rlvr.cli", "train",
+                        *overrides(tiny_model_dir, train_file, two, steps=3, extra=extra)],
+                       env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = read_metrics(one), read_metrics(two)
     assert len(a) == len(b) == 3

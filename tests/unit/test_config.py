@@ -40,6 +40,8 @@ def test_validation_names_the_fix():
                                         "optim.mini_batches_per_step=2"])
     with pytest.raises(UserError, match="samples_per_prompt >= 2"):
         load_config(TrainConfig, None, ["rollout.samples_per_prompt=1"])
+    with pytest.raises(UserError, match="micro_batch_tokens >= 0"):
+        load_config(TrainConfig, None, ["optim.micro_batch_tokens=-1"])
 
 
 def test_yaml_inheritance(tmp_path):
