@@ -143,7 +143,6 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     out_logp = torch.zeros((B, max_new), dtype=torch.float32, device=device) if return_logp else None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     lengths = torch.full((B,), max_new, dtype=torch.long, device=device)
-    stopped = torch.zeros(B, dtype=torch.bool, device=device)
 
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
@@ -179,16 +178,16 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             tok = sample_from_logits(masked, uniform_noise(seed_t[rows], t))
         if return_logp:
             out_logp[rows, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
-        done = finished[rows]
+        done = finished[rows]  # of the rows still run: finished before this token (EOS emitted)
         tok = torch.where(done, torch.full_like(tok, pad_id), tok)
         out_tokens[rows, t] = tok
         if eos_t is not None:
             hit = torch.isin(tok, eos_t) & ~done
             lengths[rows] = torch.where(hit, torch.full_like(tok, t + 1), lengths[rows])
-            stopped[rows] = stopped[rows] | hit
-            finished[rows] = done | hit
+            done = done | hit
+            finished[rows] = done
         if (t + 1) % check_every == 0:
-            live = ~finished[rows]
+            live = ~done
             n_live = int(live.sum())
             if n_live == 0:
                 break
@@ -197,12 +196,12 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
                 decoder.keep(keep)
                 rows, tok = rows[keep], tok[keep]
     results = []
-    tokens_cpu = out_tokens.cpu()
+    tokens_cpu, lengths_cpu, finished_cpu = out_tokens.cpu(), lengths.cpu().tolist(), finished.cpu().tolist()
     logp_cpu = out_logp.cpu() if return_logp else None
     for i in range(B):
-        n = int(lengths[i])
+        n = lengths_cpu[i]
         ids = tokens_cpu[i, :n].tolist()
-        results.append((ids, "stop" if bool(stopped[i]) else "length", logp_cpu[i, :n].tolist() if return_logp else None))
+        results.append((ids, "stop" if finished_cpu[i] else "length", logp_cpu[i, :n].tolist() if return_logp else None))
     return results
 
 

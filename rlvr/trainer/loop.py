@@ -136,13 +136,13 @@ def micro_batches(batch: dict, rows: range, size: int, max_tokens: int = 0) -> l
     (rows x its longest row; a row longer than that goes alone). Every data-parallel rank must run the
     same number of forward/backward passes, so the count is agreed on (the largest any rank needs)."""
     lengths = batch["attention_mask"][rows.start:rows.stop].sum(1)
-    order = torch.argsort(lengths, descending=True, stable=True) + rows.start
+    order = torch.argsort(lengths, descending=True, stable=True)
     per = size if max_tokens <= 0 else max(1, min(size, max_tokens // int(lengths.max())))
     n = dist.all_reduce_max(-(-len(order) // per)) if max_tokens > 0 else -(-len(order) // per)
     out = []
-    for idx in torch.tensor_split(order, min(n, len(order))):
-        idx = idx.to(batch["input_ids"].device)
-        L = int(batch["attention_mask"][idx].sum(1).max())
+    for part in torch.tensor_split(order, min(n, len(order))):
+        idx = part + rows.start
+        L = int(lengths[part[0]])  # the part's longest row comes first
         out.append((idx, response_start({"response_mask": batch["response_mask"][idx, :L - 1]}), L))
     return out
 
