@@ -229,7 +229,7 @@ class StyleMix:
     careful: float = 0.30
     reflect: float = 0.10
     guess: float = 0.60
-    unboxed: float = 0.18  # share of documents, any style, that end without a box
+    unboxed: float = 0.30  # share of documents, any style, that end without a box
     slip: float = 0.06  # chance that a step with a multi-digit result is computed wrong (x level factor)
     guess_right: float = 0.25
 
