@@ -322,6 +322,8 @@ def run_experiment(name: str, seeds: int = 3, out: Path | None = None, console=N
     results["wall_s"] = round(time.time() - t0, 1) if todo or "wall_s" not in prev else prev["wall_s"]
     results["jobs"] = jobs if todo or "jobs" not in prev else prev["jobs"]
     results["runs_run"] = len(todo) if todo or "runs_run" not in prev else prev["runs_run"]
+    model = load_config(TrainConfig, recipe.preset, []).model.path
+    results["model"], results["model_weights"] = model, weights_digest(model)  # the report flags results of other weights
     atomic_write_json(exp_dir / "results.json", results)
     write_experiment_report(recipe, results, exp_dir, planned)
     return exp_dir

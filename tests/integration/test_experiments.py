@@ -77,7 +77,7 @@ def test_verdict_rules_follow_the_numbers():
 
 def test_tiny_experiment_runs_resumes_and_reports(tiny_model_dir, tmp_path):
     from rlvr.experiments.report import gather
-    from rlvr.experiments.runner import run_experiment
+    from rlvr.experiments.runner import run_experiment, weights_digest
 
     preset = tmp_path / "tiny.yaml"
     preset.write_text(f"""model: {{path: {tiny_model_dir}}}
@@ -117,6 +117,7 @@ arms:
     assert json.loads((exp_dir / "results.json").read_text()) == results
     page = gather(out, tmp_path / "docs" / "results.md")
     assert "tiny-one-shot" in page.read_text() and (tmp_path / "docs" / "results").is_dir()
+    assert results["model_weights"] == weights_digest(str(tiny_model_dir)) and "Stale" not in page.read_text()
     # hand-written notes survive regeneration, in their experiment's section
     note = "<!-- notes:tiny-one-shot -->\nOn the testbed this is a test.\n<!-- /notes -->"
     page.write_text(page.read_text() + "\n" + note + "\n")
@@ -183,3 +184,23 @@ def test_a_changed_model_is_a_new_run(tiny_model_dir, tmp_path):
     weights.write_bytes(weights.read_bytes()[:-4] + b"\0\0\0\0")  # the same model folder, other weights
     weights_digest.cache_clear()
     assert run_identity(preset, ["seed=0"], None) != before
+
+
+def test_results_of_other_weights_are_marked_stale(tiny_model_dir, tmp_path):
+    import shutil
+
+    from rlvr.experiments.report import model_mismatch
+    from rlvr.experiments.runner import weights_digest
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights_digest.cache_clear()
+    results = {"name": "one-shot", "model": str(model), "model_weights": weights_digest(str(model))}
+    assert model_mismatch(results) == ""
+    weights = next(model.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-4] + b"\1\1\1\1")  # the model is rebuilt in place
+    weights_digest.cache_clear()
+    msg = model_mismatch(results)
+    assert results["model_weights"] in msg and weights_digest(str(model)) in msg and "rlvr experiment one-shot" in msg
+    old = {k: v for k, v in results.items() if k != "model_weights"}  # written before rlvr recorded the weights
+    assert "do not record" in model_mismatch(old)
