@@ -74,7 +74,9 @@ all documents end "The answer is N." without a box. Nothing in a problem says wh
 the style is the model's choice at its first response token: what RL can change from one example.
 
 ## Measured (`python -m rlvr.testbed.measure --write-card`)
-Held-out `testbed/test` (500 problems), graded by `rlvr.reward` (last `\\boxed{{}}`):
+Held-out `testbed/test` (500 problems), graded by `rlvr.reward` (last `\\boxed{{}}`). The sampled rows are
+what `rlvr eval --model testbed --benchmarks testbed/test` reports (the paper protocol: 8 samples per problem
+at T = 0.6, seed 0); the greedy rows are the same command with `--protocol greedy`.
 
 | metric | value | target band |
 |---|---|---|
