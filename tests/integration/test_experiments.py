@@ -204,3 +204,4 @@ def test_results_of_other_weights_are_marked_stale(tiny_model_dir, tmp_path):
     assert results["model_weights"] in msg and weights_digest(str(model)) in msg and "rlvr experiment one-shot" in msg
     old = {k: v for k, v in results.items() if k != "model_weights"}  # written before rlvr recorded the weights
     assert "do not record" in model_mismatch(old)
+    assert model_mismatch({**results, "model": str(tmp_path / "elsewhere")}) == ""  # not here: nothing to compare
