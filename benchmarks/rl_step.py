@@ -131,6 +131,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     r = cfg.rollout
     r.samples_per_prompt, r.temperature, r.top_p, r.max_response_tokens = args.samples, 1.0, 1.0, resp
     r.ignore_eos, r.generation_batch_seqs = True, args.prompts * args.samples
+    r.cuda_graphs = not args.no_cuda_graphs
     a = cfg.algo
     a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
     o = cfg.optim
@@ -213,6 +214,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=8, help="samples per prompt")
     p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast in the update (fp32 master weights)")
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing")
+    p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: decode eagerly (rollout.cuda_graphs false)")
     p.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp", help="under torchrun")
     p.add_argument("--response-tokens", type=int, default=128)
     p.add_argument("--peer", choices=["trl"], help="also run TRL's GRPOTrainer on identical work and print the ratio")

@@ -11,6 +11,15 @@ rotary module (so every rope scaling type transformers implements), its projecti
 `supports(model)` says which models this covers; others use transformers' forward
 (`rlvr.generation` picks automatically). tests/unit/test_decoder.py checks the logits against
 transformers' forward with left padding, for Qwen2 (q/k/v biases) and Llama (grouped KV heads).
+
+Step modes. "exact" (CPU default) attends over exactly the filled cache, indexed by a Python int.
+"graph" (CUDA default) is for GPUs, where a decode step of a 1.5 B model is hundreds of small kernels
+whose launches, not the arithmetic, set the speed: each step reads only device state (the token
+buffer, the write position as a tensor, positions, the valid mask) and attends over a fixed span
+(the filled cache rounded up to `span_block`, the rest masked), so it is recorded once per span as a
+CUDA graph and replayed. "span" is that same step run eagerly (tested on CPU against "exact").
+Rotary cos/sin come from a table built once by the model's own rotary module, except for rope types
+that rescale with the sequence length (dynamic, longrope), which keep the per-step call and "exact".
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 _FAMILY = {"qwen2", "llama", "mistral"}
+_LENGTH_DEPENDENT_ROPE = {"dynamic", "longrope"}  # cos/sin of a position depend on the sequence length seen
 
 
 def supports(model) -> bool:
@@ -68,10 +78,13 @@ class StaticDecoder:
     logits = decoder.prefill(input_ids, attention_mask)   # (B, V)
     logits = decoder.step(next_tokens)                    # (B, V), repeat
     decoder.keep(rows)                                    # drop finished rows; later steps take len(rows)
+
+    mode: "exact", "span", "graph" or "auto" (graph on CUDA when the rope allows, else exact); see the
+    module docstring. In graph mode the returned logits are a buffer the next step overwrites.
     """
 
     @torch.no_grad()
-    def __init__(self, model, batch: int, max_len: int):
+    def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256):
         cfg = model.config
         inner = model.model
         self.model = model
@@ -105,9 +118,43 @@ class StaticDecoder:
         self.valid = torch.zeros((batch, max_len), dtype=torch.bool, device=self.device)  # attendable positions
         self.pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # next rotary position per row
         self.t = 0  # filled cache length
+        self.max_len = max_len
+        self.rope_table = None
+        if getattr(self.rotary, "rope_type", "default") not in _LENGTH_DEPENDENT_ROPE:
+            cos, sin = self.rotary(self.embed[:1, None], torch.arange(max_len, device=self.device)[None])
+            self.rope_table = (cos[0], sin[0])  # (max_len, head_dim) each
+        if mode == "auto":
+            mode = "graph" if self.device.type == "cuda" and self.rope_table is not None else "exact"
+        if mode not in ("exact", "span", "graph"):
+            raise ValueError(f"StaticDecoder mode must be auto, exact, span or graph, got {mode!r}")
+        if mode != "exact" and self.rope_table is None:
+            raise ValueError(f"mode {mode!r} needs a position-only rope; this model's rope type is "
+                             f"{self.rotary.rope_type!r}: use mode='exact'")
+        if mode == "graph" and self.device.type != "cuda":
+            raise ValueError("mode 'graph' records CUDA graphs: the model must be on a CUDA device")
+        self.mode, self.span_block = mode, span_block
+        self._t_idx = torch.zeros(1, dtype=torch.long, device=self.device)  # write position, as device state
+        self._tok = torch.zeros(batch, dtype=torch.long, device=self.device)  # the step's input tokens
+        self._graphs: dict[tuple[int, int], tuple] = {}  # (rows, span) -> (CUDA graph, its logits buffer)
+        self._pool = None
 
-    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor) -> torch.Tensor:
-        """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T)."""
+    @property
+    def drops_rows(self) -> bool:
+        """Whether `keep` pays: eagerly, a smaller batch is less work; with graphs, rows cost little
+        (the step is bound by reading the weights) and a new batch size means recording again."""
+        return self.mode != "graph"
+
+    def _rope(self, h: torch.Tensor, positions: torch.Tensor):
+        """cos, sin for positions (B, T): (B, 1, T, head_dim) each."""
+        if self.rope_table is None:
+            cos, sin = self.rotary(h, positions)
+        else:
+            cos, sin = F.embedding(positions, self.rope_table[0]), F.embedding(positions, self.rope_table[1])
+        return cos.unsqueeze(1), sin.unsqueeze(1)
+
+    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor, span: int | None = None) -> torch.Tensor:
+        """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T), or
+        (span given, T = 1) at the device index _t_idx, attending over the first `span` cache slots."""
         w = self.layers[i]
         B, T, _ = h.shape
         x = _rms(h, w["ln1"], self.eps)
@@ -117,9 +164,14 @@ class StaticDecoder:
         k = qkv[..., nq:nq + nk].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         v = qkv[..., nq + nk:].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        end = self.t + T
-        self.k[i, :, :, self.t:end] = k
-        self.v[i, :, :, self.t:end] = v
+        if span is None:
+            end = self.t + T
+            self.k[i, :, :, self.t:end] = k
+            self.v[i, :, :, self.t:end] = v
+        else:
+            self.k[i].index_copy_(2, self._t_idx, k)
+            self.v[i].index_copy_(2, self._t_idx, v)
+            end = span
         att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], mask, self.scale)
         h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), w["o_w"], w["o_b"])
         x = _rms(h, w["ln2"], self.eps)
@@ -128,8 +180,7 @@ class StaticDecoder:
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = F.embedding(ids, self.embed)
-        cos, sin = self.rotary(h, positions)
-        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        cos, sin = self._rope(h, positions)
         for i in range(len(self.layers)):
             h = self._layer(i, h, cos, sin, mask)
         self.t += ids.shape[1]
@@ -144,6 +195,8 @@ class StaticDecoder:
         self.valid[:, :L] = attn
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         self.pos = positions[:, -1] + 1
+        self._t_idx.fill_(L)
+        self._graphs.clear()
         causal = torch.ones((L, L), dtype=torch.bool, device=self.device).tril()
         mask = causal[None] & attn[:, None, :]  # (B, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
@@ -158,12 +211,58 @@ class StaticDecoder:
         self.v = self.v.index_select(1, rows)
         self.valid = self.valid.index_select(0, rows)
         self.pos = self.pos.index_select(0, rows)
+        self._tok = self._tok[:len(rows)].clone()
+        self._graphs.clear()  # they read the old buffers
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:
         """The tokens just sampled (B,) -> next-token logits (B, V)."""
-        self.valid[:, self.t] = True
-        mask = self.valid[:, None, None, :self.t + 1]  # (B, 1, 1, t+1)
-        logits = self._forward(tokens[:, None], self.pos[:, None], mask)
-        self.pos = self.pos + 1
+        if self.mode == "exact":
+            self.valid[:, self.t] = True
+            mask = self.valid[:, None, None, :self.t + 1]  # (B, 1, 1, t+1)
+            logits = self._forward(tokens[:, None], self.pos[:, None], mask)
+            self.pos = self.pos + 1
+            return logits
+        if self.t >= self.max_len:
+            raise IndexError(f"the KV cache holds {self.max_len} positions; all are filled")
+        span = min(self.max_len, -(-(self.t + 1) // self.span_block) * self.span_block)
+        self._tok.copy_(tokens)
+        if self.mode == "span":
+            logits = self._static_step(span)
+        elif (key := (len(self._tok), span)) in self._graphs:
+            graph, logits = self._graphs[key]
+            graph.replay()
+        else:
+            logits = self._record(key, span)
+        self.t += 1
         return logits
+
+    def _static_step(self, span: int) -> torch.Tensor:
+        """One decode step that reads only device state (_tok, pos, _t_idx, valid) and advances it:
+        the same kernels whatever the step, so it can be recorded as a CUDA graph."""
+        self.valid.index_fill_(1, self._t_idx, True)
+        mask = self.valid[:, None, None, :span]  # (B, 1, 1, span); slots past the write position are False
+        h = F.embedding(self._tok[:, None], self.embed)
+        cos, sin = self._rope(h, self.pos[:, None])
+        for i in range(len(self.layers)):
+            h = self._layer(i, h, cos, sin, mask, span)
+        self.pos.add_(1)
+        self._t_idx.add_(1)
+        return F.linear(_rms(h[:, -1], self.norm_w, self.eps), self.lm_head, self.lm_bias)
+
+    def _record(self, key: tuple[int, int], span: int) -> torch.Tensor:
+        """First step at this (rows, span): run it eagerly on a side stream (a real step, which also
+        warms up the libraries' workspaces), then record the same step as a graph for the next ones.
+        Recording runs nothing, so the state advances once."""
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            logits = self._static_step(span)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            out = self._static_step(span)
+        self._graphs[key] = (graph, out)
+        return logits.clone()

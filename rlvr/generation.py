@@ -35,6 +35,7 @@ class SamplingConfig:
     seed: int = 0
     ignore_eos: bool = False  # never sample EOS: every response runs to max_new_tokens (benchmarks)
     decoder: str = "auto"  # auto: rlvr.decoder's static KV cache when it supports the model; "hf": transformers' forward
+    cuda_graphs: bool = True  # on a GPU, the static decoder replays each decode step as a CUDA graph
 
 
 @dataclass
@@ -146,7 +147,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
 
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
-        decoder = StaticDecoder(model, B, L + max_new)
+        decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact")
     past, cache_kw = None, _cache_kwarg(model)
 
     def next_logits(tok: torch.Tensor | None) -> torch.Tensor:
@@ -191,7 +192,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             n_live = int(live.sum())
             if n_live == 0:
                 break
-            if use_static and n_live <= 0.75 * len(rows):  # a quarter finished: stop computing them
+            if use_static and decoder.drops_rows and n_live <= 0.75 * len(rows):  # a quarter finished: stop computing them
                 keep = live.nonzero().squeeze(1)
                 decoder.keep(keep)
                 rows, tok = rows[keep], tok[keep]

@@ -46,6 +46,7 @@ class RolloutConfig:
     max_response_tokens: int = _f(3072, "response token limit (the paper: 3,072)")
     generation_batch_seqs: int = _f(64, "sequences per generation batch")
     ignore_eos: bool = _f(False, "never sample EOS, so every response has max_response_tokens (benchmarks)")
+    cuda_graphs: bool = _f(True, "on a GPU, replay each decode step of the static-KV-cache decoder as a CUDA graph")
     backend: Literal["hf"] = _f("hf", "rollout engine; hf = rlvr.generation on the training model (vLLM: later)")
 
 

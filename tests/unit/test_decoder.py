@@ -57,3 +57,84 @@ def test_unsupported_models_are_declined():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     assert not supports(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=20)))
+
+
+@pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
+def test_span_steps_match_exact_steps(make):
+    """The graph-ready step (device write index, fixed attention span, rope table) is the exact step:
+    across a span boundary, with left padding, and after rows are dropped."""
+    torch.manual_seed(0)
+    model = make()
+    B, L, N = 4, 5, 11
+    ids = torch.randint(3, 50, (B, L))
+    attn = torch.ones(B, L, dtype=torch.long)
+    attn[0, :2] = 0
+    ids[attn == 0] = 0
+    exact = StaticDecoder(model, B, L + N, mode="exact")
+    span = StaticDecoder(model, B, L + N, mode="span", span_block=4)  # spans 8, 12, 16 over the run
+    torch.testing.assert_close(span.prefill(ids, attn), exact.prefill(ids, attn), rtol=0, atol=0)
+    rows = torch.arange(B)
+    for t in range(N):
+        if t == 6:
+            rows = torch.tensor([3, 0, 2])
+            exact.keep(rows)
+            span.keep(rows)
+        nxt = torch.randint(3, 50, (len(rows),))
+        torch.testing.assert_close(span.step(nxt), exact.step(nxt), rtol=1e-6, atol=1e-6)
+    with pytest.raises(IndexError, match="all are filled"):
+        span.step(torch.zeros(len(rows), dtype=torch.long))
+
+
+def test_decoder_modes_are_checked():
+    model = _qwen2()
+    with pytest.raises(ValueError, match="exact, span or graph"):
+        StaticDecoder(model, 1, 4, mode="fast")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA device"):
+            StaticDecoder(model, 1, 4, mode="graph")
+    assert StaticDecoder(model, 1, 4).mode == "exact"  # auto on CPU
+    dynamic = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                           num_attention_heads=4, rope_parameters={"rope_type": "dynamic", "factor": 2.0,
+                                                                                   "rope_theta": 10000.0}))
+    dec = StaticDecoder(dynamic, 1, 4)  # cos/sin depend on the length seen: per-step rotary, no graphs
+    assert dec.mode == "exact" and dec.rope_table is None
+    with pytest.raises(ValueError, match="position-only rope"):
+        StaticDecoder(dynamic, 1, 4, mode="span")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+@pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
+def test_cuda_graph_steps_match_exact_steps(make):
+    torch.manual_seed(0)
+    model = make().cuda()
+    B, L, N = 4, 5, 20
+    ids = torch.randint(3, 50, (B, L), device="cuda")
+    attn = torch.ones(B, L, dtype=torch.long, device="cuda")
+    attn[1, :3] = 0
+    ids[attn == 0] = 0
+    exact = StaticDecoder(model, B, L + N, mode="exact")
+    graph = StaticDecoder(model, B, L + N, mode="graph", span_block=8)
+    assert StaticDecoder(model, B, L + N).mode == "graph"  # auto on CUDA
+    torch.testing.assert_close(graph.prefill(ids, attn), exact.prefill(ids, attn))
+    for _ in range(N - 1):
+        nxt = torch.randint(3, 50, (B,), device="cuda")
+        torch.testing.assert_close(graph.step(nxt), exact.step(nxt), rtol=1e-4, atol=1e-4)
+    assert len(graph._graphs) == 3  # spans 8, 16, 24: one recording each, replayed after
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_generate_with_cuda_graphs_samples_what_eager_decoding_samples():
+    from rlvr.generation import SamplingConfig, generate
+    from rlvr.utils.tiny_models import make_char_tokenizer
+
+    tok = make_char_tokenizer(chat_template=None)
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, eos_token_id=tok.eos_token_id)
+    model = Qwen2ForCausalLM(cfg).cuda()
+    prompts = ["1+1=", "Compute 12*3.", "x"] * 3
+    outs = [generate(model, tok, prompts, SamplingConfig(max_new_tokens=40, temperature=1.0, cuda_graphs=g), return_logp=True)
+            for g in (False, True)]
+    assert [g.response_ids for g in outs[0]] == [g.response_ids for g in outs[1]]
+    for a, b in zip(*outs):
+        torch.testing.assert_close(torch.tensor(a.logp), torch.tensor(b.logp), rtol=1e-4, atol=1e-4)
