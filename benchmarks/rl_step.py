@@ -137,6 +137,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     o = cfg.optim
     o.lr, o.weight_decay, o.prompts_per_step, o.micro_batch_seqs = 1e-5, 0.0, args.prompts, args.micro_batch
     o.micro_batch_tokens = args.micro_batch_tokens
+    o.share_prompt_prefix = not args.no_share_prefix
     cfg.steps, cfg.seed, cfg.threads = args.steps, 0, args.threads
     cfg.run_dir = str(tmp / f"run-{size}-{resp}-{args.precision}")
     cfg.save_every, cfg.log_rollouts, cfg.tensorboard = 0, False, False
@@ -215,6 +216,8 @@ def main() -> None:
     p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast in the update (fp32 master weights)")
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing")
     p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: decode eagerly (rollout.cuda_graphs false)")
+    p.add_argument("--no-share-prefix", action="store_true",
+                   help="reference and update run every row's prompt (optim.share_prompt_prefix false)")
     p.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp", help="under torchrun")
     p.add_argument("--response-tokens", type=int, default=128)
     p.add_argument("--peer", choices=["trl"], help="also run TRL's GRPOTrainer on identical work and print the ratio")

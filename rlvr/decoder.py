@@ -24,6 +24,8 @@ that rescale with the sequence length (dynamic, longrope), which keep the per-st
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -71,6 +73,41 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
     return torch.matmul(p, v).view(B, H, T, D)
 
 
+def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pmask: torch.Tensor, k: torch.Tensor,
+                   v: torch.Tensor, scale: float) -> torch.Tensor:
+    """One decode position's attention when consecutive rows share their prompt: the prompt's keys and
+    values are held once per unit of g rows and each unit's queries meet them in one matrix product,
+    instead of every row reading its own copy; the rows' own (response) keys as usual; one softmax over
+    both. q (B, H, 1, D); pk/pv (U, Hkv, P, D) with B = U * g; pmask (U, P) True = attend; k/v
+    (B, Hkv, S, D) the positions after the prompt -> (B, H, 1, D)."""
+    B, H, _, D = q.shape
+    U, hkv, P, _ = pk.shape
+    g, rep = B // U, H // hkv
+
+    def to_units(x: torch.Tensor) -> torch.Tensor:  # (B, hkv, rep, n) -> (U, hkv, g * rep, n)
+        return x.reshape(U, g, hkv, rep, x.shape[-1]).transpose(1, 2).reshape(U, hkv, g * rep, x.shape[-1])
+
+    def to_rows(x: torch.Tensor) -> torch.Tensor:  # the inverse
+        return x.reshape(U, hkv, g, rep, x.shape[-1]).transpose(1, 2).reshape(B, hkv, rep, x.shape[-1])
+
+    qr = q.reshape(B, hkv, rep, D)  # heads of a group share their KV head
+    sp = torch.matmul(to_units(qr), pk.transpose(-1, -2)).float() * scale  # (U, hkv, g*rep, P)
+    sp = sp.masked_fill(~pmask[:, None, None, :], float("-inf"))
+    so = torch.matmul(qr, k.transpose(-1, -2)).float() * scale  # (B, hkv, rep, S)
+    p = torch.softmax(torch.cat([to_rows(sp), so], -1), dim=-1).to(v.dtype)
+    out = to_rows(torch.matmul(to_units(p[..., :P]), pv)) + torch.matmul(p[..., P:], v)
+    return out.reshape(B, H, 1, D)
+
+
+def _shared_units(inverse: torch.Tensor) -> int:
+    """The largest g such that each run of g consecutive rows has one prompt (inverse: row -> distinct
+    prompt), or 1. Rows of a GRPO group are consecutive, so g is at least the group size when the batch
+    holds whole groups."""
+    change = torch.nonzero(inverse[1:] != inverse[:-1]).squeeze(1) + 1
+    bounds = [0, *change.tolist(), inverse.shape[0]]
+    return math.gcd(*(b - a for a, b in zip(bounds, bounds[1:])))
+
+
 class StaticDecoder:
     """Prefill a left-padded batch once, then one token per `step`; logits of the last position.
 
@@ -84,7 +121,8 @@ class StaticDecoder:
     """
 
     @torch.no_grad()
-    def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256):
+    def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256,
+                 share_prompts: bool = True):
         cfg = model.config
         inner = model.model
         self.model = model
@@ -133,6 +171,8 @@ class StaticDecoder:
         if mode == "graph" and self.device.type != "cuda":
             raise ValueError("mode 'graph' records CUDA graphs: the model must be on a CUDA device")
         self.mode, self.span_block = mode, span_block
+        self.share_prompts = share_prompts
+        self.shared = None  # exact mode, rows sharing prompts: (prompt length, pk, pv per layer, prompt mask per unit)
         self._t_idx = torch.zeros(1, dtype=torch.long, device=self.device)  # write position, as device state
         self._tok = torch.zeros(batch, dtype=torch.long, device=self.device)  # the step's input tokens
         self._graphs: dict[tuple[int, int], tuple] = {}  # (rows, span) -> (CUDA graph, its logits buffer)
@@ -152,9 +192,12 @@ class StaticDecoder:
             cos, sin = F.embedding(positions, self.rope_table[0]), F.embedding(positions, self.rope_table[1])
         return cos.unsqueeze(1), sin.unsqueeze(1)
 
-    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor, span: int | None = None) -> torch.Tensor:
+    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor, span: int | None = None,
+               expand: torch.Tensor | None = None) -> torch.Tensor:
         """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T), or
-        (span given, T = 1) at the device index _t_idx, attending over the first `span` cache slots."""
+        (span given, T = 1) at the device index _t_idx, attending over the first `span` cache slots.
+        expand (prefill of distinct prompts, t = 0): h holds U distinct rows, batch row r's cache is a copy
+        of row expand[r]'s."""
         w = self.layers[i]
         B, T, _ = h.shape
         x = _rms(h, w["ln1"], self.eps)
@@ -164,7 +207,14 @@ class StaticDecoder:
         k = qkv[..., nq:nq + nk].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         v = qkv[..., nq + nk:].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
-        if span is None:
+        if expand is not None:
+            self.k[i, :, :, :T] = k.index_select(0, expand)
+            self.v[i, :, :, :T] = v.index_select(0, expand)
+            if self.shared is not None:
+                self.shared["k"].append(k.index_select(0, self.shared["units"]))
+                self.shared["v"].append(v.index_select(0, self.shared["units"]))
+            end = None
+        elif span is None:
             end = self.t + T
             self.k[i, :, :, self.t:end] = k
             self.v[i, :, :, self.t:end] = v
@@ -172,17 +222,25 @@ class StaticDecoder:
             self.k[i].index_copy_(2, self._t_idx, k)
             self.v[i].index_copy_(2, self._t_idx, v)
             end = span
-        att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], mask, self.scale)
+        if end is None:
+            att = _attend(q, k, v, mask, self.scale)
+        elif self.shared is not None and span is None and T == 1:
+            sh, P = self.shared, self.shared["len"]
+            att = _attend_shared(q, sh["k"][i], sh["v"][i], sh["mask"], self.k[i, :, :, P:end], self.v[i, :, :, P:end],
+                                 self.scale)
+        else:
+            att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], mask, self.scale)
         h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), w["o_w"], w["o_b"])
         x = _rms(h, w["ln2"], self.eps)
         gu = F.linear(x, w["gu_w"])
         return h + F.linear(F.silu(gu[..., :self.inter]) * gu[..., self.inter:], w["down_w"])
 
-    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
+                 expand: torch.Tensor | None = None) -> torch.Tensor:
         h = F.embedding(ids, self.embed)
         cos, sin = self._rope(h, positions)
         for i in range(len(self.layers)):
-            h = self._layer(i, h, cos, sin, mask)
+            h = self._layer(i, h, cos, sin, mask, expand=expand)
         self.t += ids.shape[1]
         last = _rms(h[:, -1], self.norm_w, self.eps)
         return F.linear(last, self.lm_head, self.lm_bias)
@@ -197,10 +255,23 @@ class StaticDecoder:
         self.pos = positions[:, -1] + 1
         self._t_idx.fill_(L)
         self._graphs.clear()
+        # rows with the same prompt (a GRPO group, a 1-shot batch) run it once; their caches are copies
+        expand = None
+        self.shared = None
+        if B > 1 and self.share_prompts:
+            uniq, inverse = torch.unique(torch.cat([input_ids, attention_mask.long()], 1), dim=0, return_inverse=True)
+            if uniq.shape[0] < B:
+                rep = torch.empty(uniq.shape[0], dtype=torch.long, device=self.device)
+                rep.scatter_(0, inverse, torch.arange(B, device=self.device))  # one row of each distinct prompt
+                input_ids, attn, positions, expand = input_ids[rep], attn[rep], positions[rep], inverse
+                g = _shared_units(inverse) if self.mode == "exact" else 1
+                if g > 1:  # decode steps read each unit's prompt keys once (_attend_shared)
+                    self.shared = {"len": L, "units": inverse[::g], "mask": attn[inverse[::g]], "k": [], "v": []}
         causal = torch.ones((L, L), dtype=torch.bool, device=self.device).tril()
-        mask = causal[None] & attn[:, None, :]  # (B, L, L): causal and not padding
+        mask = causal[None] & attn[:, None, :]  # (b, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
-        return self._forward(input_ids, positions, mask[:, None])
+        logits = self._forward(input_ids, positions, mask[:, None], expand)
+        return logits if expand is None else logits.index_select(0, expand)
 
     @torch.no_grad()
     def keep(self, rows: torch.Tensor) -> None:
@@ -213,6 +284,7 @@ class StaticDecoder:
         self.pos = self.pos.index_select(0, rows)
         self._tok = self._tok[:len(rows)].clone()
         self._graphs.clear()  # they read the old buffers
+        self.shared = None  # the kept rows need not form whole units; each row's cache holds its prompt too
 
     @torch.no_grad()
     def step(self, tokens: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,7 @@ def _eos_ids(tokenizer, model) -> list[int]:
     return sorted(ids)
 
 
-def _cache_kwarg(model) -> str:
+def cache_kwarg(model) -> str:
     """Newer transformers name the KV-cache argument `cache`, older ones `past_key_values`."""
     import inspect
 
@@ -148,7 +148,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
         decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact")
-    past, cache_kw = None, _cache_kwarg(model)
+    past, cache_kw = None, cache_kwarg(model)
 
     def next_logits(tok: torch.Tensor | None) -> torch.Tensor:
         """Prefill (tok None) or feed the last sampled tokens; logits of the next position (B, V)."""

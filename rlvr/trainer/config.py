@@ -84,6 +84,9 @@ class OptimConfig:
     micro_batch_tokens: int = _f(0, "also cap a forward/backward at this many padded tokens (rows x its longest "
                                     "row; 0 = no cap): long responses then go a few rows at a time, short ones "
                                     "many (verl: ppo_max_token_len_per_gpu)")
+    share_prompt_prefix: bool = _f(True, "run a prompt that several rows of a pass share (a GRPO group, a 1-shot "
+                                         "batch) once and attend to its cache from each row; same log-probs, fewer "
+                                         "tokens (gradient passes: one process without gradient checkpointing)")
 
 
 @dataclass

@@ -5,8 +5,9 @@ then actor) -> sync weights (a no-op for the hf backend; where a vLLM engine wou
 weights) -> log -> maybe evaluate -> maybe save. Every stage is one function call timed into
 `timing/<stage>`.
 
-What is deliberately simple: one policy copy per rank (DDP, no sharding yet), the hf rollout engine
-(rlvr.generation on the training model itself), and no sequence packing.
+What is deliberately simple: the hf rollout engine (rlvr.generation on a copy of the policy in the rollout
+dtype, or on the policy itself) and no sequence packing; a prompt that several rows share is run once per
+pass instead (`policy_logits`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from rlvr.algo import (
     value_loss,
 )
 from rlvr.errors import UserError
+from rlvr.generation import cache_kwarg
 from rlvr.trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from rlvr.trainer.config import TrainConfig
 from rlvr.trainer.rollout import generate_rollouts, load_reward_fn, pad_batch, score_rollouts, step_slots
@@ -147,9 +149,43 @@ def micro_batches(batch: dict, rows: range, size: int, max_tokens: int = 0) -> l
     return out
 
 
-def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> torch.Tensor:
-    """Next-token logits for positions start..L-2: (b, L-1-start, V)."""
+def shared_prefix(ids: torch.Tensor, prompt_len: torch.Tensor, min_saving: float = 0.1):
+    """Rows of a pass whose prompts begin alike: (n, distinct prefixes (U, n), row -> prefix (b,)), or None
+    when running the first n tokens once per distinct prefix would save less than `min_saving` of the
+    pass's tokens. n is the shortest prompt less one: each row's last prompt token goes with its response,
+    whose first token it predicts. A GRPO group (one prompt, G samples) shares its prompt; a 1-shot batch
+    (one example repeated) shares it across the whole pass."""
+    b, L = ids.shape
+    n = int(prompt_len.min()) - 1
+    if b < 2 or n < 1:
+        return None
+    uniq, inverse = torch.unique(ids[:, :n], dim=0, return_inverse=True)
+    if (b - uniq.shape[0]) * n < min_saving * b * L:
+        return None
+    return n, uniq, inverse
+
+
+def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int,
+                  prompt_len: torch.Tensor | None = None) -> torch.Tensor:
+    """Next-token logits for positions start..L-2: (b, L-1-start, V).
+
+    With prompt_len (b,) (right-padded rows: prompt, response, padding), a prompt prefix that rows share
+    (`shared_prefix`) runs once per distinct prefix; its KV cache is gathered to the rows (gradients flow
+    back through the gather) and the rest of each row attends to it: the same logits, fewer tokens. Not
+    while training under gradient checkpointing, where transformers keeps no cache."""
     L = ids.shape[1]
+    ckpt = getattr(model, "is_activation_checkpointing", None)  # transformers >= 5 (older: is_gradient_checkpointing)
+    ckpt = getattr(model, "is_gradient_checkpointing", False) if ckpt is None else ckpt
+    keeps_cache = not (model.training and ckpt)
+    split = shared_prefix(ids, prompt_len) if prompt_len is not None and keeps_cache else None
+    if split is not None and split[0] <= start:
+        n, uniq, inverse = split
+        cache = model(input_ids=uniq, use_cache=True, logits_to_keep=1).past_key_values
+        if cache is not None:  # None: a model that keeps no cache here
+            cache.batch_select_indices(inverse)
+            out = model(input_ids=ids[:, n:], attention_mask=attn, use_cache=True, logits_to_keep=L - start,
+                        **{cache_kwarg(model): cache})
+            return out.logits[:, :-1]
     try:
         out = model(input_ids=ids, attention_mask=attn, logits_to_keep=L - start)
     except TypeError:  # a model without logits_to_keep
@@ -158,9 +194,9 @@ def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int) -> t
 
 
 def forward_logp(model, batch: dict, temperature: float, micro: int, with_entropy: bool, grad: bool = False,
-                 max_tokens: int = 0):
+                 max_tokens: int = 0, share_prefix: bool = False):
     """(logp, entropy or None), each (B, L-1) (zero outside the response columns), in micro-batches;
-    no graph unless grad."""
+    no graph unless grad; share_prefix: see `policy_logits`."""
     B, L1 = batch["response_mask"].shape
     logp = torch.zeros((B, L1), dtype=torch.float32, device=batch["input_ids"].device)
     ent = torch.zeros_like(logp) if with_entropy else None
@@ -168,7 +204,8 @@ def forward_logp(model, batch: dict, temperature: float, micro: int, with_entrop
     with ctx:
         for idx, c0, L in micro_batches(batch, range(B), micro, max_tokens):
             ids = batch["input_ids"][idx, :L]
-            logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0)
+            logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0,
+                                   batch["prompt_len"][idx] if share_prefix else None)
             logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
             if with_entropy:
                 ent[idx, c0:L - 1] = entropy_from_logits(logits, temperature)
@@ -215,6 +252,8 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
     need_entropy = True  # logged every step; its loss term only when entropy_coef != 0
     sums: dict[str, float] = defaultdict(float)
     world = dist.world()
+    # a shared prompt runs as its own forward: one process only (a DDP/FSDP module expects one forward per backward)
+    share = o.share_prompt_prefix and world == 1
     for _epoch in range(o.ppo_epochs):
         for m0 in range(0, B, mb):
             mask_mb = batch["response_mask"][m0:m0 + mb]
@@ -225,7 +264,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
                 cols = slice(c0, L - 1)  # the prediction columns this micro-batch computes
                 mask = batch["response_mask"][idx, cols]
                 with autocast(cfg, ids.device):
-                    logits = policy_logits(policy, ids, attn, c0)  # (b, L-1-c0, V)
+                    logits = policy_logits(policy, ids, attn, c0, batch["prompt_len"][idx] if share else None)  # (b, L-1-c0, V)
                 logp = token_logp_from_logits(logits, ids[:, c0 + 1:], cfg.rollout.temperature)
                 old = logp.detach() if on_policy else old_logp[idx, cols]
                 adv_mb = adv[idx, cols] if adv.dim() == 2 else adv[idx]
@@ -234,7 +273,8 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
                 kl_mat = kl_penalty(logp, ref_logp[idx, cols], a.kl_kind) * mask if use_kl else None
                 if kl_mat is not None:
                     loss_mat = loss_mat + a.kl_coef * kl_mat
-                ent_mat = entropy_from_logits(logits, cfg.rollout.temperature) * mask if need_entropy else None
+                with contextlib.nullcontext() if a.entropy_coef != 0 else torch.no_grad():  # logged only: no graph
+                    ent_mat = entropy_from_logits(logits, cfg.rollout.temperature) * mask if need_entropy else None
                 if a.entropy_coef != 0:
                     loss_mat = loss_mat - a.entropy_coef * ent_mat
                 loss = agg_loss(loss_mat, mask, a.loss_agg_mode, global_tokens=counts["tok"], global_seqs=counts["seq"],
@@ -418,11 +458,13 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 if not on_policy or (cfg.algo.kl_in_reward and need_ref):
                     with timer("old_log_prob"), autocast(cfg, device):
                         old_logp, _ = forward_logp(raw_policy, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False,
-                                                   max_tokens=cfg.optim.micro_batch_tokens)
+                                                   max_tokens=cfg.optim.micro_batch_tokens,
+                                                   share_prefix=cfg.optim.share_prompt_prefix)
                 if need_ref:
                     with timer("ref"):
                         ref_logp, _ = forward_logp(ref, batch, cfg.rollout.temperature, cfg.optim.micro_batch_seqs, False,
-                                                   max_tokens=cfg.optim.micro_batch_tokens)
+                                                   max_tokens=cfg.optim.micro_batch_tokens,
+                                                   share_prefix=cfg.optim.share_prompt_prefix)
                 if critic is not None:
                     values = critic_values(critic, batch, cfg.optim.micro_batch_seqs, max_tokens=cfg.optim.micro_batch_tokens)
                 # ---- advantages

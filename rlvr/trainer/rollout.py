@@ -107,7 +107,8 @@ def pad_batch(rollouts: list[Rollout], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-padded prompt+response tensors for a forward pass.
 
     Returns input_ids (B, L), attention_mask (B, L), response_mask (B, L-1) marking the positions whose
-    NEXT-token prediction is a response token, targets (B, L-1), and old_logp (B, L-1) from sampling.
+    NEXT-token prediction is a response token, targets (B, L-1), sampling_logp (B, L-1) from sampling, and
+    prompt_len (B,).
     """
     L = max(len(r.prompt_ids) + len(r.response_ids) for r in rollouts)
     B = len(rollouts)
@@ -124,4 +125,5 @@ def pad_batch(rollouts: list[Rollout], pad_id: int) -> dict[str, torch.Tensor]:
         if r.logp:
             samp_logp[i, p - 1 : n - 1] = torch.tensor(r.logp)
     return {"input_ids": input_ids, "attention_mask": attn, "response_mask": resp_mask,
-            "targets": input_ids[:, 1:], "sampling_logp": samp_logp}
+            "targets": input_ids[:, 1:], "sampling_logp": samp_logp,
+            "prompt_len": torch.tensor([len(r.prompt_ids) for r in rollouts], dtype=torch.long)}

@@ -86,3 +86,68 @@ def test_update_gradient_does_not_depend_on_micro_batch_size(tiny_model_and_toke
         assert grads[0].abs().sum() > 0
         for g in grads[1:]:
             torch.testing.assert_close(g, grads[0], rtol=1e-4, atol=1e-6)
+
+
+def _grouped_batch(tok, seed=0):
+    """Two GRPO-like groups (prompts of 9 and 11 tokens, 3 samples each) and one lone prompt of 10 tokens,
+    responses of different lengths, right-padded."""
+    g = torch.Generator().manual_seed(seed)
+    prompts = [torch.randint(5, 90, (n,), generator=g).tolist() for n in (9, 11, 10)]
+    rollouts = []
+    for i, (pi, r) in enumerate([(0, 5), (0, 12), (0, 3), (1, 7), (1, 7), (1, 2), (2, 9)]):
+        resp = torch.randint(5, 90, (r,), generator=g).tolist()
+        rollouts.append(Rollout(pi, i, pi, f"x/{pi}", prompts[pi], resp, "", "stop", [-1.0] * r, reward=float(i % 2)))
+    return pad_batch(rollouts, tok.pad_token_id)
+
+
+def test_a_shared_prompt_prefix_gives_the_full_passes_log_probs_and_gradients(tiny_model_and_tokenizer):
+    from rlvr.trainer.loop import policy_logits, shared_prefix
+
+    model, tok = tiny_model_and_tokenizer
+    batch = _grouped_batch(tok)
+    ids, attn, plen = batch["input_ids"], batch["attention_mask"], batch["prompt_len"]
+    n, uniq, inverse = shared_prefix(ids, plen)
+    assert n == 8 and uniq.shape == (3, 8)  # the shortest prompt less one; three distinct prompts
+    assert torch.equal(uniq[inverse], ids[:, :8])
+    c0 = response_start(batch)
+    mask = batch["response_mask"][:, c0:].bool()
+    model.train()
+    results, calls = [], []
+    hook = model.register_forward_hook(lambda m, args, kwargs, out: calls.append(kwargs["input_ids"].shape), with_kwargs=True)
+    for share in (False, True):
+        model.zero_grad(set_to_none=True)
+        calls.clear()
+        logits = policy_logits(model, ids, attn, c0, plen if share else None)
+        assert calls == ([ids.shape] if not share else [(3, 8), (7, ids.shape[1] - 8)])  # prefixes once, then the rest
+        logp = token_logp_from_logits(logits, ids[:, c0 + 1:], 1.0)
+        (logp * mask).sum().backward()
+        results.append((logp.detach()[mask], {k: p.grad.clone() for k, p in model.named_parameters()}))
+    model.gradient_checkpointing_enable()  # transformers keeps no cache then: one plain pass, no wasted prefix run
+    calls.clear()
+    policy_logits(model, ids, attn, c0, plen)
+    assert calls == [ids.shape]
+    model.gradient_checkpointing_disable()
+    hook.remove()
+    (lp0, g0), (lp1, g1) = results
+    torch.testing.assert_close(lp1, lp0, rtol=1e-5, atol=1e-5)
+    for k in g0:
+        torch.testing.assert_close(g1[k], g0[k], rtol=1e-4, atol=1e-6)
+    model.zero_grad(set_to_none=True)
+    # and through forward_logp with micro-batches, without gradients
+    a, _ = forward_logp(model, batch, temperature=0.7, micro=4, with_entropy=False)
+    b, _ = forward_logp(model, batch, temperature=0.7, micro=4, with_entropy=False, share_prefix=True)
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+
+
+def test_shared_prefix_is_used_only_where_it_saves_tokens(tiny_model_and_tokenizer):
+    from rlvr.trainer.loop import shared_prefix
+
+    _, tok = tiny_model_and_tokenizer
+    distinct = pad_batch(_rollouts([(9, 5), (6, 8), (12, 3)]), tok.pad_token_id)
+    assert shared_prefix(distinct["input_ids"], distinct["prompt_len"]) is None  # no two prompts alike
+    one = pad_batch(_rollouts([(9, 5)]), tok.pad_token_id)
+    assert shared_prefix(one["input_ids"], one["prompt_len"]) is None
+    p = torch.arange(5, 9).tolist()
+    long_resp = pad_batch([Rollout(0, i, 0, "x/0", p, [7] * 200, "", "length", []) for i in range(2)], tok.pad_token_id)
+    assert shared_prefix(long_resp["input_ids"], long_resp["prompt_len"]) is None  # 3 of 408 tokens saved
+    assert shared_prefix(long_resp["input_ids"], long_resp["prompt_len"], min_saving=0.0)[0] == 3

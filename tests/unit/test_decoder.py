@@ -28,7 +28,8 @@ DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # cuda: on 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
-def test_prefill_and_steps_match_transformers(make, device):
+@pytest.mark.parametrize("rows", [None, [0, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0]], ids=["distinct", "scattered", "groups"])
+def test_prefill_and_steps_match_transformers(make, device, rows):
     torch.manual_seed(0)
     model = make().to(device)
     assert supports(model)
@@ -38,8 +39,15 @@ def test_prefill_and_steps_match_transformers(make, device):
     attn[0, :3] = 0  # left padding of different lengths
     attn[1, :1] = 0
     ids[attn == 0] = 0
+    if rows:  # rows sharing prompts: each distinct prompt is prefilled once; consecutive groups of equal
+        ids, attn, B = ids[rows], attn[rows], len(rows)  # size also share the prompt's keys in decode steps
     dec = StaticDecoder(model, B, L + N)
+    rows_run = []
+    real_forward = dec._forward
+    dec._forward = lambda ids_, *a, **k: (rows_run.append(ids_.shape[0]), real_forward(ids_, *a, **k))[1]
     logits = dec.prefill(ids, attn)
+    assert rows_run == [2 if rows else B]
+    assert (dec.shared is not None) == (rows == [1, 1, 1, 0, 0, 0] and device == "cpu")  # exact mode only
     seq, mask = ids, attn
     for _ in range(N):
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -83,6 +91,32 @@ def test_span_steps_match_exact_steps(make):
         torch.testing.assert_close(span.step(nxt), exact.step(nxt), rtol=1e-6, atol=1e-6)
     with pytest.raises(IndexError, match="all are filled"):
         span.step(torch.zeros(len(rows), dtype=torch.long))
+
+
+def test_shared_prompt_attention_survives_dropping_rows():
+    """Groups of 4 rows share a prompt (keys read once per group); after rows are dropped, each row reads its
+    own copy: the logits are those of a decoder that never shares, throughout."""
+    torch.manual_seed(0)
+    model = _llama_gqa()
+    L, N = 6, 8
+    prompts = torch.randint(3, 50, (3, L))
+    prompts[2, :2] = 0
+    ids = prompts.repeat_interleave(4, 0)  # 12 rows, 3 groups
+    attn = (ids != 0).long()
+    shared = StaticDecoder(model, 12, L + N)
+    plain = StaticDecoder(model, 12, L + N, share_prompts=False)
+    torch.testing.assert_close(shared.prefill(ids, attn), plain.prefill(ids, attn), rtol=1e-6, atol=1e-6)
+    assert shared.shared is not None and shared.shared["k"][0].shape[0] == 3 and plain.shared is None
+    B = 12
+    for t in range(N - 1):
+        if t == 4:
+            keep = torch.tensor([0, 5, 6, 11, 2])
+            shared.keep(keep)
+            plain.keep(keep)
+            B = 5
+            assert shared.shared is None
+        nxt = torch.randint(3, 50, (B,))
+        torch.testing.assert_close(shared.step(nxt), plain.step(nxt), rtol=1e-5, atol=1e-5)
 
 
 def test_decoder_modes_are_checked():
