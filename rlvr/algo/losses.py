@@ -7,6 +7,9 @@
                      KL divergence"): k1 = log p - log q, k2 = (log p - log q)^2 / 2, k3 = e^(q-p) - (q-p) - 1,
                      `low_var_kl` = k3 clamped to [-10, 10] (verl's name for it).
 - `entropy_from_logits`  entropy of softmax(logits) per token.
+- `token_logp_and_entropy`  both of the above in one autograd node that keeps only the logits (in their
+                     own dtype) for backward, recomputes the softmax there, and works through chunks of
+                     positions: no fp32 copy of the full-vocabulary scores is held (benchmarks/logits_memory.py).
 - `value_loss`       PPO's clipped value loss.
 - `agg_loss`         loss aggregation modes, the Dr. GRPO / DAPO difference:
     token-mean               sum over all valid tokens / number of valid tokens in the global batch
@@ -40,6 +43,69 @@ def entropy_from_logits(logits: torch.Tensor, temperature: float = 1.0) -> torch
     logits = logits.float() / temperature
     logp = torch.log_softmax(logits, dim=-1)
     return -(logp.exp() * logp).sum(-1)
+
+
+_CHUNK_BYTES = 256 << 20  # fp32 scratch per chunk of positions in `token_logp_and_entropy`
+
+
+def _position_chunks(n: int, vocab: int) -> list[slice]:
+    step = max(1, _CHUNK_BYTES // (4 * vocab))
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+class _TokenLogpEntropy(torch.autograd.Function):
+    """z = logits / temperature; logp = z[token] - logsumexp(z); entropy = -sum p log p.
+    Gradients: d logp / dz = onehot - p; d entropy / dz = -p (log p + entropy). Both passes go over
+    chunks of positions, so the fp32 scratch is bounded (`_CHUNK_BYTES`) whatever the batch."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, tokens: torch.Tensor, temperature: float):
+        V = logits.shape[-1]
+        flat, tok = logits.reshape(-1, V), tokens.reshape(-1)
+        ft = torch.promote_types(logits.dtype, torch.float32)  # at least fp32
+        lse = torch.empty(flat.shape[0], dtype=ft, device=logits.device)
+        logp, ent = torch.empty_like(lse), torch.empty_like(lse)
+        for c in _position_chunks(flat.shape[0], V):
+            z = flat[c].to(ft) / temperature
+            lse[c] = torch.logsumexp(z, dim=-1)
+            z.sub_(lse[c, None])  # log p
+            logp[c] = z.gather(-1, tok[c, None]).squeeze(-1)
+            ent[c] = -(z.exp().mul_(z)).sum(-1)
+        ctx.save_for_backward(logits, tokens, lse, ent)
+        ctx.temperature = temperature
+        ctx.set_materialize_grads(False)
+        return logp.view(tokens.shape), ent.view(tokens.shape)
+
+    @staticmethod
+    def backward(ctx, g_logp: torch.Tensor | None, g_ent: torch.Tensor | None):
+        logits, tokens, lse, ent = ctx.saved_tensors
+        if g_logp is None and g_ent is None:
+            return None, None, None
+        V = logits.shape[-1]
+        flat, tok = logits.reshape(-1, V), tokens.reshape(-1)
+        grad = torch.empty_like(flat)
+        gl = g_logp.reshape(-1) if g_logp is not None else None
+        ge = g_ent.reshape(-1) if g_ent is not None else None
+        for c in _position_chunks(flat.shape[0], V):
+            logq = (flat[c].to(lse.dtype) / ctx.temperature).sub_(lse[c, None])  # log p, a new tensor
+            p = logq.exp()
+            if ge is not None:  # -p (log p + H) g_ent, built in logq's memory
+                g = logq.add_(ent[c, None]).mul_(p).mul_(-ge[c, None])
+            else:
+                g = logq.zero_()
+            if gl is not None:
+                g.sub_(p.mul_(gl[c, None]))
+                g.scatter_add_(-1, tok[c, None], gl[c, None].to(g.dtype))
+            grad[c] = g.div_(ctx.temperature)
+        return grad.view(logits.shape), None, None
+
+
+def token_logp_and_entropy(logits: torch.Tensor, tokens: torch.Tensor, temperature: float = 1.0
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log softmax(logits / temperature) at `tokens`, entropy of softmax(logits / temperature)), each (B, T)
+    from logits (B, T, V): the values of `token_logp_from_logits` and `entropy_from_logits`, with their
+    gradients, while keeping only `logits` for backward (see the module docstring)."""
+    return _TokenLogpEntropy.apply(logits, tokens, temperature)
 
 
 def ppo_clip_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, response_mask: torch.Tensor,

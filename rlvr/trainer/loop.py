@@ -32,6 +32,7 @@ from rlvr.algo import (
     kl_penalty,
     outcome_to_token_rewards,
     ppo_clip_loss,
+    token_logp_and_entropy,
     token_logp_from_logits,
     value_loss,
 )
@@ -249,7 +250,6 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
     B = batch["input_ids"].shape[0]
     mb = B // o.mini_batches_per_step
     use_kl = a.kl_coef != 0 and not a.kl_in_reward and ref_logp is not None
-    need_entropy = True  # logged every step; its loss term only when entropy_coef != 0
     sums: dict[str, float] = defaultdict(float)
     world = dist.world()
     # a shared prompt runs as its own forward: one process only (a DDP/FSDP module expects one forward per backward)
@@ -265,7 +265,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
                 mask = batch["response_mask"][idx, cols]
                 with autocast(cfg, ids.device):
                     logits = policy_logits(policy, ids, attn, c0, batch["prompt_len"][idx] if share else None)  # (b, L-1-c0, V)
-                logp = token_logp_from_logits(logits, ids[:, c0 + 1:], cfg.rollout.temperature)
+                logp, ent = token_logp_and_entropy(logits, ids[:, c0 + 1:], cfg.rollout.temperature)
                 old = logp.detach() if on_policy else old_logp[idx, cols]
                 adv_mb = adv[idx, cols] if adv.dim() == 2 else adv[idx]
                 pg_mat, st = ppo_clip_loss(logp, old, adv_mb, mask, a.clip_low, a.clip_high, a.dual_clip_c)
@@ -273,8 +273,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
                 kl_mat = kl_penalty(logp, ref_logp[idx, cols], a.kl_kind) * mask if use_kl else None
                 if kl_mat is not None:
                     loss_mat = loss_mat + a.kl_coef * kl_mat
-                with contextlib.nullcontext() if a.entropy_coef != 0 else torch.no_grad():  # logged only: no graph
-                    ent_mat = entropy_from_logits(logits, cfg.rollout.temperature) * mask if need_entropy else None
+                ent_mat = (ent if a.entropy_coef != 0 else ent.detach()) * mask  # logged always, a loss term if coef != 0
                 if a.entropy_coef != 0:
                     loss_mat = loss_mat - a.entropy_coef * ent_mat
                 loss = agg_loss(loss_mat, mask, a.loss_agg_mode, global_tokens=counts["tok"], global_seqs=counts["seq"],
@@ -283,7 +282,7 @@ def update_policy(cfg: TrainConfig, policy, optimizer, batch: dict, adv: torch.T
                 ntok = float(mask.sum())
                 sums["pg_loss"] += float((pg_mat.detach()).sum())
                 sums["kl_loss"] += float(kl_mat.detach().sum()) if kl_mat is not None else 0.0
-                sums["entropy"] += float(ent_mat.detach().sum()) if ent_mat is not None else 0.0
+                sums["entropy"] += float(ent_mat.detach().sum())
                 sums["clipfrac"] += float(st["clipfrac"]) * ntok
                 sums["ppo_kl"] += float(st["approx_kl"]) * ntok
                 sums["tokens"] += ntok

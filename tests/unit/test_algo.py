@@ -133,6 +133,39 @@ def test_entropy_and_logp_from_logits():
     assert lp.item() == pytest.approx(1 - math.log(math.e + 1))
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+@pytest.mark.parametrize("chunked", [False, True], ids=["one-chunk", "chunks-of-5-positions"])
+def test_fused_logp_and_entropy_match_the_plain_functions_and_their_gradients(temperature, chunked, monkeypatch):
+    from rlvr.algo import losses, token_logp_and_entropy
+
+    if chunked:
+        monkeypatch.setattr(losses, "_CHUNK_BYTES", 4 * 50 * 5)  # 5 positions of a 50-word vocabulary
+
+    torch.manual_seed(0)
+    z = torch.randn(2, 5, 11, dtype=torch.float64, requires_grad=True)
+    tok = torch.randint(0, 11, (2, 5))
+    assert torch.autograd.gradcheck(lambda x: token_logp_and_entropy(x, tok, temperature), (z,))
+    # fp32 and bf16 logits (bf16 autocast): values and gradients of the plain autograd functions
+    for dtype, tol in ((torch.float32, 1e-6), (torch.bfloat16, 1e-2)):
+        x = (torch.randn(3, 4, 50) * 3).to(dtype).requires_grad_(True)
+        t = torch.randint(0, 50, (3, 4))
+        wl, we = torch.randn(3, 4), torch.randn(3, 4)
+        lp, ent = token_logp_and_entropy(x, t, temperature)
+        assert lp.dtype == ent.dtype == torch.float32
+        (g,) = torch.autograd.grad((lp * wl).sum() + (ent * we).sum(), x)
+        lp0, ent0 = token_logp_from_logits(x, t, temperature), entropy_from_logits(x, temperature)
+        (g0,) = torch.autograd.grad((lp0 * wl).sum() + (ent0 * we).sum(), x)
+        torch.testing.assert_close(lp, lp0, rtol=tol, atol=tol)
+        torch.testing.assert_close(ent, ent0, rtol=tol, atol=tol)
+        assert g.dtype == dtype
+        torch.testing.assert_close(g.float(), g0.float(), rtol=tol, atol=tol)
+        # entropy only logged (detached): the gradient is the log-prob's alone
+        lp, ent = token_logp_and_entropy(x, t, temperature)
+        (g,) = torch.autograd.grad((lp * wl).sum() + (ent.detach() * we).sum(), x)
+        (g0,) = torch.autograd.grad((token_logp_from_logits(x, t, temperature) * wl).sum(), x)
+        torch.testing.assert_close(g.float(), g0.float(), rtol=tol, atol=tol)
+
+
 LOSS = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
 MASK = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
 
