@@ -65,6 +65,11 @@ def cache_kwarg(model) -> str:
     return "cache" if "cache" in params else "past_key_values"
 
 
+def output_cache(out):
+    """The KV cache a forward returned: `cache` in newer transformers, `past_key_values` before."""
+    return out["cache"] if "cache" in out else getattr(out, "past_key_values", None)
+
+
 def _top_p_mask(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     """Set logits outside the smallest set with cumulative probability >= top_p to -inf. (B, V)."""
     if top_p >= 1.0:
@@ -162,7 +167,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             attn = torch.cat([attn, torch.ones((B, 1), dtype=attn.dtype, device=device)], dim=1)
             cur_pos = cur_pos[:, -1:] + 1
         out = model(input_ids=ids, attention_mask=attn, position_ids=cur_pos, use_cache=True, **{cache_kw: past})
-        past = out.past_key_values
+        past = output_cache(out)
         return out.logits[:, -1, :]
 
     cur_pos = pos

@@ -37,7 +37,7 @@ from rlvr.algo import (
     value_loss,
 )
 from rlvr.errors import UserError
-from rlvr.generation import cache_kwarg
+from rlvr.generation import cache_kwarg, output_cache
 from rlvr.trainer.checkpoint import latest_checkpoint, load_checkpoint_into, save_checkpoint
 from rlvr.trainer.config import TrainConfig
 from rlvr.trainer.rollout import generate_rollouts, load_reward_fn, pad_batch, score_rollouts, step_slots
@@ -181,7 +181,7 @@ def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int,
     split = shared_prefix(ids, prompt_len) if prompt_len is not None and keeps_cache else None
     if split is not None and split[0] <= start:
         n, uniq, inverse = split
-        cache = model(input_ids=uniq, use_cache=True, logits_to_keep=1).past_key_values
+        cache = output_cache(model(input_ids=uniq, use_cache=True, logits_to_keep=1))
         if cache is not None:  # None: a model that keeps no cache here
             cache.batch_select_indices(inverse)
             out = model(input_ids=ids[:, n:], attention_mask=attn, use_cache=True, logits_to_keep=L - start,
