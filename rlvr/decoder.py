@@ -47,9 +47,15 @@ def supports(model) -> bool:
 
 
 def _rms(x: torch.Tensor, w: torch.Tensor, eps: float) -> torch.Tensor:
-    h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
-    return w * h.to(x.dtype)
+    """The Llama-family RMSNorm (normalise in fp32, cast back, then scale) with torch's fused kernel."""
+    if x.dtype == torch.float32:
+        return F.rms_norm(x, (x.shape[-1],), w, eps)
+    return w * F.rms_norm(x.float(), (x.shape[-1],), None, eps).to(x.dtype)
+
+
+def _bias(mask: torch.Tensor) -> torch.Tensor:
+    """A boolean attention mask (True = attend) as the additive fp32 bias the scores take (0 or -inf)."""
+    return torch.where(mask, 0.0, float("-inf"))
 
 
 def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -59,26 +65,26 @@ def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tens
     return x * cos + rot * sin
 
 
-def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor, scale: float) -> torch.Tensor:
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, scale: float) -> torch.Tensor:
     """Masked softmax attention with grouped KV heads, as plain matmuls (for a few query positions
     this beats the fused CPU kernel several times over). q (B, H, T, D), k/v (B, Hkv, S, D),
-    mask (B, 1, T, S) True = attend -> (B, H, T, D)."""
+    bias (B, 1, T, S) from `_bias` -> (B, H, T, D)."""
     B, H, T, D = q.shape
     hkv = k.shape[1]
     g = H // hkv
     qg = q.reshape(B, hkv, g * T, D)  # heads of a group share their KV head
     s = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # (B, Hkv, g*T, S)
-    s = s.view(B, hkv, g, T, -1).masked_fill(~mask[:, :, None], float("-inf"))
+    s = s.view(B, hkv, g, T, -1) + bias[:, :, None]
     p = torch.softmax(s, dim=-1).to(v.dtype).view(B, hkv, g * T, -1)
     return torch.matmul(p, v).view(B, H, T, D)
 
 
-def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pmask: torch.Tensor, k: torch.Tensor,
+def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pbias: torch.Tensor, k: torch.Tensor,
                    v: torch.Tensor, scale: float) -> torch.Tensor:
     """One decode position's attention when consecutive rows share their prompt: the prompt's keys and
     values are held once per unit of g rows and each unit's queries meet them in one matrix product,
     instead of every row reading its own copy; the rows' own (response) keys as usual; one softmax over
-    both. q (B, H, 1, D); pk/pv (U, Hkv, P, D) with B = U * g; pmask (U, P) True = attend; k/v
+    both. q (B, H, 1, D); pk/pv (U, Hkv, P, D) with B = U * g; pbias (U, P) from `_bias`; k/v
     (B, Hkv, S, D) the positions after the prompt -> (B, H, 1, D)."""
     B, H, _, D = q.shape
     U, hkv, P, _ = pk.shape
@@ -92,7 +98,7 @@ def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pmask: t
 
     qr = q.reshape(B, hkv, rep, D)  # heads of a group share their KV head
     sp = torch.matmul(to_units(qr), pk.transpose(-1, -2)).float() * scale  # (U, hkv, g*rep, P)
-    sp = sp.masked_fill(~pmask[:, None, None, :], float("-inf"))
+    sp = sp + pbias[:, None, None, :]
     so = torch.matmul(qr, k.transpose(-1, -2)).float() * scale  # (B, hkv, rep, S)
     p = torch.softmax(torch.cat([to_rows(sp), so], -1), dim=-1).to(v.dtype)
     out = to_rows(torch.matmul(to_units(p[..., :P]), pv)) + torch.matmul(p[..., P:], v)
@@ -172,7 +178,7 @@ class StaticDecoder:
             raise ValueError("mode 'graph' records CUDA graphs: the model must be on a CUDA device")
         self.mode, self.span_block = mode, span_block
         self.share_prompts = share_prompts
-        self.shared = None  # exact mode, rows sharing prompts: (prompt length, pk, pv per layer, prompt mask per unit)
+        self.shared = None  # exact mode, rows sharing prompts: prompt length, units, pk/pv per layer, prompt bias per unit
         self._t_idx = torch.zeros(1, dtype=torch.long, device=self.device)  # write position, as device state
         self._tok = torch.zeros(batch, dtype=torch.long, device=self.device)  # the step's input tokens
         self._graphs: dict[tuple[int, int], tuple] = {}  # (rows, span) -> (CUDA graph, its logits buffer)
@@ -192,7 +198,7 @@ class StaticDecoder:
             cos, sin = F.embedding(positions, self.rope_table[0]), F.embedding(positions, self.rope_table[1])
         return cos.unsqueeze(1), sin.unsqueeze(1)
 
-    def _layer(self, i: int, h: torch.Tensor, cos, sin, mask: torch.Tensor, span: int | None = None,
+    def _layer(self, i: int, h: torch.Tensor, cos, sin, bias: torch.Tensor, span: int | None = None,
                expand: torch.Tensor | None = None) -> torch.Tensor:
         """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T), or
         (span given, T = 1) at the device index _t_idx, attending over the first `span` cache slots.
@@ -203,10 +209,9 @@ class StaticDecoder:
         x = _rms(h, w["ln1"], self.eps)
         qkv = F.linear(x, w["qkv_w"], w["qkv_b"])
         nq, nk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        q = qkv[..., :nq].view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
-        k = qkv[..., nq:nq + nk].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        qk = _rotate(qkv[..., :nq + nk].view(B, T, self.n_heads + self.n_kv, self.head_dim).transpose(1, 2), cos, sin)
+        q, k = qk[:, :self.n_heads], qk[:, self.n_heads:]
         v = qkv[..., nq + nk:].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
         if expand is not None:
             self.k[i, :, :, :T] = k.index_select(0, expand)
             self.v[i, :, :, :T] = v.index_select(0, expand)
@@ -223,13 +228,13 @@ class StaticDecoder:
             self.v[i].index_copy_(2, self._t_idx, v)
             end = span
         if end is None:
-            att = _attend(q, k, v, mask, self.scale)
+            att = _attend(q, k, v, bias, self.scale)
         elif self.shared is not None and span is None and T == 1:
             sh, P = self.shared, self.shared["len"]
-            att = _attend_shared(q, sh["k"][i], sh["v"][i], sh["mask"], self.k[i, :, :, P:end], self.v[i, :, :, P:end],
+            att = _attend_shared(q, sh["k"][i], sh["v"][i], sh["bias"], self.k[i, :, :, P:end], self.v[i, :, :, P:end],
                                  self.scale)
         else:
-            att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], mask, self.scale)
+            att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], bias, self.scale)
         h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), w["o_w"], w["o_b"])
         x = _rms(h, w["ln2"], self.eps)
         gu = F.linear(x, w["gu_w"])
@@ -239,8 +244,9 @@ class StaticDecoder:
                  expand: torch.Tensor | None = None) -> torch.Tensor:
         h = F.embedding(ids, self.embed)
         cos, sin = self._rope(h, positions)
+        bias = _bias(mask)
         for i in range(len(self.layers)):
-            h = self._layer(i, h, cos, sin, mask, expand=expand)
+            h = self._layer(i, h, cos, sin, bias, expand=expand)
         self.t += ids.shape[1]
         last = _rms(h[:, -1], self.norm_w, self.eps)
         return F.linear(last, self.lm_head, self.lm_bias)
@@ -266,7 +272,7 @@ class StaticDecoder:
                 input_ids, attn, positions, expand = input_ids[rep], attn[rep], positions[rep], inverse
                 g = _shared_units(inverse) if self.mode == "exact" else 1
                 if g > 1:  # decode steps read each unit's prompt keys once (_attend_shared)
-                    self.shared = {"len": L, "units": inverse[::g], "mask": attn[inverse[::g]], "k": [], "v": []}
+                    self.shared = {"len": L, "units": inverse[::g], "bias": _bias(attn[inverse[::g]]), "k": [], "v": []}
         causal = torch.ones((L, L), dtype=torch.bool, device=self.device).tril()
         mask = causal[None] & attn[:, None, :]  # (b, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
@@ -313,11 +319,11 @@ class StaticDecoder:
         """One decode step that reads only device state (_tok, pos, _t_idx, valid) and advances it:
         the same kernels whatever the step, so it can be recorded as a CUDA graph."""
         self.valid.index_fill_(1, self._t_idx, True)
-        mask = self.valid[:, None, None, :span]  # (B, 1, 1, span); slots past the write position are False
+        bias = _bias(self.valid[:, None, None, :span])  # (B, 1, 1, span); slots past the write position masked
         h = F.embedding(self._tok[:, None], self.embed)
         cos, sin = self._rope(h, self.pos[:, None])
         for i in range(len(self.layers)):
-            h = self._layer(i, h, cos, sin, mask, span)
+            h = self._layer(i, h, cos, sin, bias, span)
         self.pos.add_(1)
         self._t_idx.add_(1)
         return F.linear(_rms(h[:, -1], self.norm_w, self.eps), self.lm_head, self.lm_bias)
