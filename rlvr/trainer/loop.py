@@ -181,8 +181,11 @@ def policy_logits(model, ids: torch.Tensor, attn: torch.Tensor, start: int,
     split = shared_prefix(ids, prompt_len) if prompt_len is not None and keeps_cache else None
     if split is not None and split[0] <= start:
         n, uniq, inverse = split
-        cache = output_cache(model(input_ids=uniq, use_cache=True, logits_to_keep=1))
-        if cache is not None:  # None: a model that keeps no cache here
+        try:
+            cache = output_cache(model(input_ids=uniq, use_cache=True, logits_to_keep=1))
+        except TypeError:  # a model without logits_to_keep or a KV cache: the plain pass below
+            cache = None
+        if hasattr(cache, "batch_select_indices"):  # None: a model that keeps no cache here
             cache.batch_select_indices(inverse)
             out = model(input_ids=ids[:, n:], attention_mask=attn, use_cache=True, logits_to_keep=L - start,
                         **{cache_kwarg(model): cache})
