@@ -210,9 +210,15 @@ def forward_logp(model, batch: dict, temperature: float, micro: int, with_entrop
             ids = batch["input_ids"][idx, :L]
             logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0,
                                    batch["prompt_len"][idx] if share_prefix else None)
-            logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
-            if with_entropy:
-                ent[idx, c0:L - 1] = entropy_from_logits(logits, temperature)
+            if grad:
+                logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
+                if with_entropy:
+                    ent[idx, c0:L - 1] = entropy_from_logits(logits, temperature)
+            else:  # chunked over positions: no fp32 copy of the full-vocabulary scores
+                lp, e = token_logp_and_entropy(logits, ids[:, c0 + 1:], temperature)
+                logp[idx, c0:L - 1] = lp
+                if with_entropy:
+                    ent[idx, c0:L - 1] = e
     return logp, ent
 
 

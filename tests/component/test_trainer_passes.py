@@ -2,7 +2,7 @@
 
 import torch
 
-from rlvr.algo import token_logp_from_logits
+from rlvr.algo import entropy_from_logits, token_logp_from_logits
 from rlvr.trainer.loop import forward_logp, response_start
 from rlvr.trainer.rollout import Rollout, pad_batch
 
@@ -22,6 +22,7 @@ def test_forward_logp_on_response_columns_equals_the_full_forward(tiny_model_and
     ref = token_logp_from_logits(full, batch["input_ids"][:, 1:], 0.7)
     mask = batch["response_mask"].bool()
     torch.testing.assert_close(logp[mask], ref[mask], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(ent[mask], entropy_from_logits(full, 0.7)[mask], rtol=1e-5, atol=1e-5)
     assert logp.shape == ref.shape and ent.shape == ref.shape
 
 
