@@ -241,13 +241,14 @@ class StaticDecoder:
         return h + F.linear(F.silu(gu[..., :self.inter]) * gu[..., self.inter:], w["down_w"])
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
-                 expand: torch.Tensor | None = None) -> torch.Tensor:
+                 expand: torch.Tensor | None = None, span: int | None = None) -> torch.Tensor:
+        """The new positions ids (B, T) through every layer (see `_layer` for expand and span) -> logits of
+        the last one (B, V). The caller advances t."""
         h = F.embedding(ids, self.embed)
         cos, sin = self._rope(h, positions)
         bias = _bias(mask)
         for i in range(len(self.layers)):
-            h = self._layer(i, h, cos, sin, bias, expand=expand)
-        self.t += ids.shape[1]
+            h = self._layer(i, h, cos, sin, bias, span, expand)
         last = _rms(h[:, -1], self.norm_w, self.eps)
         return F.linear(last, self.lm_head, self.lm_bias)
 
@@ -277,6 +278,7 @@ class StaticDecoder:
         mask = causal[None] & attn[:, None, :]  # (b, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves
         logits = self._forward(input_ids, positions, mask[:, None], expand)
+        self.t = L
         return logits if expand is None else logits.index_select(0, expand)
 
     @torch.no_grad()
@@ -299,6 +301,7 @@ class StaticDecoder:
             self.valid[:, self.t] = True
             mask = self.valid[:, None, None, :self.t + 1]  # (B, 1, 1, t+1)
             logits = self._forward(tokens[:, None], self.pos[:, None], mask)
+            self.t += 1
             self.pos = self.pos + 1
             return logits
         if self.t >= self.max_len:
@@ -319,14 +322,11 @@ class StaticDecoder:
         """One decode step that reads only device state (_tok, pos, _t_idx, valid) and advances it:
         the same kernels whatever the step, so it can be recorded as a CUDA graph."""
         self.valid.index_fill_(1, self._t_idx, True)
-        bias = _bias(self.valid[:, None, None, :span])  # (B, 1, 1, span); slots past the write position masked
-        h = F.embedding(self._tok[:, None], self.embed)
-        cos, sin = self._rope(h, self.pos[:, None])
-        for i in range(len(self.layers)):
-            h = self._layer(i, h, cos, sin, bias, span)
+        mask = self.valid[:, None, None, :span]  # (B, 1, 1, span); slots past the write position are False
+        logits = self._forward(self._tok[:, None], self.pos[:, None], mask, span=span)
         self.pos.add_(1)
         self._t_idx.add_(1)
-        return F.linear(_rms(h[:, -1], self.norm_w, self.eps), self.lm_head, self.lm_bias)
+        return logits
 
     def _record(self, key: tuple[int, int], span: int) -> torch.Tensor:
         """First step at this (rows, span): run it eagerly on a side stream (a real step, which also

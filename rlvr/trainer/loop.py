@@ -27,13 +27,11 @@ from rlvr.algo import (
     agg_loss,
     compute_gae_advantages,
     compute_grpo_advantages,
-    entropy_from_logits,
     frac_zero_std_groups,
     kl_penalty,
     outcome_to_token_rewards,
     ppo_clip_loss,
     token_logp_and_entropy,
-    token_logp_from_logits,
     value_loss,
 )
 from rlvr.errors import UserError
@@ -210,15 +208,10 @@ def forward_logp(model, batch: dict, temperature: float, micro: int, with_entrop
             ids = batch["input_ids"][idx, :L]
             logits = policy_logits(model, ids, batch["attention_mask"][idx, :L], c0,
                                    batch["prompt_len"][idx] if share_prefix else None)
-            if grad:
-                logp[idx, c0:L - 1] = token_logp_from_logits(logits, ids[:, c0 + 1:], temperature)
-                if with_entropy:
-                    ent[idx, c0:L - 1] = entropy_from_logits(logits, temperature)
-            else:  # chunked over positions: no fp32 copy of the full-vocabulary scores
-                lp, e = token_logp_and_entropy(logits, ids[:, c0 + 1:], temperature)
-                logp[idx, c0:L - 1] = lp
-                if with_entropy:
-                    ent[idx, c0:L - 1] = e
+            lp, e = token_logp_and_entropy(logits, ids[:, c0 + 1:], temperature)  # chunked: no fp32 copy of the scores
+            logp[idx, c0:L - 1] = lp
+            if with_entropy:
+                ent[idx, c0:L - 1] = e
     return logp, ent
 
 
