@@ -3,6 +3,7 @@ and, with `--peer trl`, against TRL's GRPOTrainer on identical work in the same 
 
     python benchmarks/rl_step.py                       # fp32, standard work (1 M params, 128 tokens)
     python benchmarks/rl_step.py --precision bf16      # bf16 rollouts/reference, fp32 master weights
+    python benchmarks/rl_step.py --precision mixed     # fp32 rollouts, bf16 reference and update autocast
     python benchmarks/rl_step.py --peer trl --peer-python /tmp/trlvenv/bin/python
     python benchmarks/rl_step.py --scaling             # 1/6/30 M parameters x 128/512/2048 tokens
 
@@ -124,7 +125,8 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     cfg = TrainConfig()
     cfg.model.path, cfg.model.dtype = str(model_dir), "float32"
     cfg.model.rollout_dtype = "bfloat16" if args.precision == "bf16" else "float32"
-    cfg.model.mixed_precision = "bf16" if args.mixed_precision else "none"
+    cfg.model.reference_dtype = "bfloat16" if args.precision == "mixed" else "auto"
+    cfg.model.mixed_precision = "bf16" if args.mixed_precision or args.precision == "mixed" else "none"
     cfg.model.gradient_checkpointing = args.grad_ckpt
     cfg.strategy = args.strategy
     cfg.data.train, cfg.data.template, cfg.data.shuffle = str(data), "plain", False
@@ -202,8 +204,9 @@ def machine_info(threads: int) -> dict:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                   help="bf16: rollouts and reference forward in bf16, fp32 master weights and update")
+    p.add_argument("--precision", choices=["fp32", "bf16", "mixed"], default="fp32",
+                   help="bf16: rollouts and reference forward in bf16, fp32 master weights and update; mixed: fp32 "
+                        "rollouts, bf16 reference, bf16 autocast in the update (the peer runs fp32, its best)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--micro-batch", type=int, default=64, help="sequences per forward/backward")
@@ -263,7 +266,8 @@ def main() -> None:
             print(f"rlvr {size} ({res['params'] / 1e6:.2f} M params), {resp} tokens, {args.precision}: "
                   f"median step {res['median_step_s']:.3f} s (gen {res['median_gen_s']:.3f}, ref {res['median_ref_s']:.3f}, "
                   f"update {res['median_update_s']:.3f}); {res['tokens_per_s']:.0f} completion tokens/s; "
-                  f"{res['gflop_per_step']:.0f} GFLOP/step = {100 * res['share_of_ceiling']:.0f}% of the {args.precision} ceiling")
+                  f"{res['gflop_per_step']:.0f} GFLOP/step = {100 * res['share_of_ceiling']:.0f}% of the "
+                  f"{'bf16' if args.precision == 'bf16' else 'fp32'} ceiling")
             if gpu:
                 print(f"  rollout {res['rollout_tokens_per_s']:.0f} tokens/s, peak GPU memory {res['peak_gpu_mem_gb']:.1f} GiB")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

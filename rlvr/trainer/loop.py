@@ -348,7 +348,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
     policy.train()
     need_ref = cfg.algo.kl_coef != 0
     infer_dtype = policy.dtype if cfg.model.rollout_dtype == "auto" else getattr(torch, cfg.model.rollout_dtype)
-    ref = copy.deepcopy(policy).to(infer_dtype).eval().requires_grad_(False) if need_ref else None
+    ref_dtype = infer_dtype if cfg.model.reference_dtype == "auto" else getattr(torch, cfg.model.reference_dtype)
+    ref = copy.deepcopy(policy).to(ref_dtype).eval().requires_grad_(False) if need_ref else None
     critic = critic_opt = None
     if cfg.algo.adv_estimator == "gae":
         from transformers import AutoModelForTokenClassification

@@ -145,6 +145,23 @@ def test_bf16_rollouts_mixed_precision_custom_reward_and_forced_length(tiny_mode
     assert all(r["reward"] == float(answers[r["index"]] in r["response"]) for r in rollouts)
 
 
+def test_reference_dtype_casts_the_reference_alone(tiny_model_dir, train_file, tmp_path):
+    """model.reference_dtype=bfloat16 with fp32 rollouts: the reference runs in bf16 (at step 1 the policy
+    equals the reference, so the KL is exactly what the cast adds), the rollout engine is the fp32 policy."""
+    from rlvr.config import load_config
+    from rlvr.trainer.config import TrainConfig
+    from rlvr.trainer.loop import train
+
+    kl = {}
+    for name, extra in (("fp32", ()), ("bf16ref", ("model.reference_dtype=bfloat16",))):
+        run = tmp_path / name
+        train(load_config(TrainConfig, None, overrides(tiny_model_dir, train_file, run, steps=1, extra=extra)))
+        row = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+        assert "timing/sync" not in row  # no rollout copy: the engine is the policy itself
+        kl[name] = row[M.KL_LOSS]
+    assert abs(kl["fp32"]) < 1e-9 < kl["bf16ref"] < 1e-2, kl  # measured: 0.0 and 3.9e-7
+
+
 def test_bad_reward_fn_is_a_clear_error(capsys, tiny_model_dir, train_file):
     from rlvr.cli import main
 
