@@ -134,6 +134,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     r.samples_per_prompt, r.temperature, r.top_p, r.max_response_tokens = args.samples, 1.0, 1.0, resp
     r.ignore_eos, r.generation_batch_seqs = True, args.prompts * args.samples
     r.cuda_graphs = not args.no_cuda_graphs
+    r.compile = args.compile_decode
     a = cfg.algo
     a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
     o = cfg.optim
@@ -219,6 +220,7 @@ def main() -> None:
     p.add_argument("--mixed-precision", action="store_true", help="bf16 autocast in the update (fp32 master weights)")
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing")
     p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: decode eagerly (rollout.cuda_graphs false)")
+    p.add_argument("--compile-decode", action="store_true", help="rollout.compile: the decoder's layer pieces compiled")
     p.add_argument("--no-share-prefix", action="store_true",
                    help="reference and update run every row's prompt (optim.share_prompt_prefix false)")
     p.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp", help="under torchrun")
@@ -278,7 +280,7 @@ def main() -> None:
         result["peer_trl"] = peer
         ratio = peer["median_step_s"] / main_run["median_step_s"]
         result["speedup_vs_trl"] = ratio
-        print(f"TRL GRPOTrainer ({args.precision}): median step {peer['median_step_s']:.3f} s (gen {peer['median_gen_s']:.3f}), "
+        print(f"TRL GRPOTrainer ({'bf16' if args.precision == 'bf16' else 'fp32'}): median step {peer['median_step_s']:.3f} s (gen {peer['median_gen_s']:.3f}), "
               f"peak RSS {peer['peak_rss_mb']:.0f} MB")
         print(f"rlvr is {ratio:.2f}x faster than TRL per step (peak RSS {peak:.0f} vs {peer['peak_rss_mb']:.0f} MB)")
         for k in ("reward", "kl", "entropy"):

@@ -20,6 +20,11 @@ buffer, the write position as a tensor, positions, the valid mask) and attends o
 CUDA graph and replayed. "span" is that same step run eagerly (tested on CPU against "exact").
 Rotary cos/sin come from a table built once by the model's own rotary module, except for rope types
 that rescale with the sequence length (dynamic, longrope), which keep the per-step call and "exact".
+
+compile=True runs a decode step's per-layer pieces before and after attention (`_pre_attention`,
+`_post_attention`) through torch.compile: on a GPU their dozen small elementwise kernels per layer become
+a few fused ones (recorded into the step's CUDA graph like the rest); attention and the cache writes stay
+eager. Prefill is not compiled (a new prompt length would mean compiling again).
 """
 
 from __future__ import annotations
@@ -105,6 +110,49 @@ def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pbias: t
     return out.reshape(B, H, 1, D)
 
 
+def _pre_attention(h: torch.Tensor, ln1: torch.Tensor, qkv_w: torch.Tensor, qkv_b: torch.Tensor | None, cos: torch.Tensor,
+                   sin: torch.Tensor, eps: float, n_heads: int, n_kv: int, head_dim: int):
+    """A layer up to attention: RMSNorm, the joint q/k/v projection, rotary on q and k.
+    h (B, T, hidden) -> q (B, H, T, D), k and v (B, Hkv, T, D)."""
+    B, T, _ = h.shape
+    qkv = F.linear(_rms(h, ln1, eps), qkv_w, qkv_b)
+    nq, nk = n_heads * head_dim, n_kv * head_dim
+    qk = _rotate(qkv[..., :nq + nk].view(B, T, n_heads + n_kv, head_dim).transpose(1, 2), cos, sin)
+    v = qkv[..., nq + nk:].view(B, T, n_kv, head_dim).transpose(1, 2)
+    return qk[:, :n_heads], qk[:, n_heads:], v
+
+
+def _post_attention(h: torch.Tensor, att: torch.Tensor, o_w: torch.Tensor, o_b: torch.Tensor | None, ln2: torch.Tensor,
+                    gu_w: torch.Tensor, down_w: torch.Tensor, eps: float, inter: int) -> torch.Tensor:
+    """A layer after attention: output projection and residual, RMSNorm, SiLU-gated MLP and residual.
+    h (B, T, hidden), att (B, H, T, D) -> (B, T, hidden)."""
+    B, T, _ = h.shape
+    h = h + F.linear(att.transpose(1, 2).reshape(B, T, -1), o_w, o_b)
+    gu = F.linear(_rms(h, ln2, eps), gu_w)
+    return h + F.linear(F.silu(gu[..., :inter]) * gu[..., inter:], down_w)
+
+
+class _Compiled:
+    """A function run through torch.compile (inductor: fused elementwise kernels around the matrix
+    products), falling back to the plain function, with one warning, if compiling fails (no C++ compiler
+    or Triton on this machine, an unsupported op)."""
+
+    def __init__(self, fn):
+        self.fn, self.compiled = fn, torch.compile(fn, fullgraph=True)
+
+    def __call__(self, *args):
+        if self.compiled is not None:
+            try:
+                return self.compiled(*args)
+            except Exception as e:  # noqa: BLE001 - any compiler failure means: run it eagerly
+                import warnings
+
+                warnings.warn(f"rlvr decoder: torch.compile failed ({type(e).__name__}: {str(e)[:200]}); "
+                              "decoding eagerly", stacklevel=2)
+                self.compiled = None
+        return self.fn(*args)
+
+
 def _shared_units(inverse: torch.Tensor) -> int:
     """The largest g such that each run of g consecutive rows has one prompt (inverse: row -> distinct
     prompt), or 1. Rows of a GRPO group are consecutive, so g is at least the group size when the batch
@@ -128,7 +176,7 @@ class StaticDecoder:
 
     @torch.no_grad()
     def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256,
-                 share_prompts: bool = True):
+                 share_prompts: bool = True, compile: bool = False):
         cfg = model.config
         inner = model.model
         self.model = model
@@ -183,6 +231,9 @@ class StaticDecoder:
         self._tok = torch.zeros(batch, dtype=torch.long, device=self.device)  # the step's input tokens
         self._graphs: dict[tuple[int, int], tuple] = {}  # (rows, span) -> (CUDA graph, its logits buffer)
         self._pool = None
+        # decode steps (one new position) may run the layer's pieces compiled; prefill runs them as they are
+        self._pre_step = _Compiled(_pre_attention) if compile else _pre_attention
+        self._post_step = _Compiled(_post_attention) if compile else _post_attention
 
     @property
     def drops_rows(self) -> bool:
@@ -205,13 +256,9 @@ class StaticDecoder:
         expand (prefill of distinct prompts, t = 0): h holds U distinct rows, batch row r's cache is a copy
         of row expand[r]'s."""
         w = self.layers[i]
-        B, T, _ = h.shape
-        x = _rms(h, w["ln1"], self.eps)
-        qkv = F.linear(x, w["qkv_w"], w["qkv_b"])
-        nq, nk = self.n_heads * self.head_dim, self.n_kv * self.head_dim
-        qk = _rotate(qkv[..., :nq + nk].view(B, T, self.n_heads + self.n_kv, self.head_dim).transpose(1, 2), cos, sin)
-        q, k = qk[:, :self.n_heads], qk[:, self.n_heads:]
-        v = qkv[..., nq + nk:].view(B, T, self.n_kv, self.head_dim).transpose(1, 2)
+        T = h.shape[1]
+        pre, post = (self._pre_step, self._post_step) if T == 1 else (_pre_attention, _post_attention)
+        q, k, v = pre(h, w["ln1"], w["qkv_w"], w["qkv_b"], cos, sin, self.eps, self.n_heads, self.n_kv, self.head_dim)
         if expand is not None:
             self.k[i, :, :, :T] = k.index_select(0, expand)
             self.v[i, :, :, :T] = v.index_select(0, expand)
@@ -235,10 +282,7 @@ class StaticDecoder:
                                  self.scale)
         else:
             att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], bias, self.scale)
-        h = h + F.linear(att.transpose(1, 2).reshape(B, T, nq), w["o_w"], w["o_b"])
-        x = _rms(h, w["ln2"], self.eps)
-        gu = F.linear(x, w["gu_w"])
-        return h + F.linear(F.silu(gu[..., :self.inter]) * gu[..., self.inter:], w["down_w"])
+        return post(h, att, w["o_w"], w["o_b"], w["ln2"], w["gu_w"], w["down_w"], self.eps, self.inter)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
                  expand: torch.Tensor | None = None, span: int | None = None) -> torch.Tensor:

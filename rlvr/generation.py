@@ -36,6 +36,7 @@ class SamplingConfig:
     ignore_eos: bool = False  # never sample EOS: every response runs to max_new_tokens (benchmarks)
     decoder: str = "auto"  # auto: rlvr.decoder's static KV cache when it supports the model; "hf": transformers' forward
     cuda_graphs: bool = True  # on a GPU, the static decoder replays each decode step as a CUDA graph
+    compile: bool = False  # run the static decoder's per-layer pieces through torch.compile (fused kernels)
 
 
 @dataclass
@@ -152,7 +153,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
 
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
-        decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact")
+        decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact", compile=cfg.compile)
     past, cache_kw = None, cache_kwarg(model)
 
     def next_logits(tok: torch.Tensor | None) -> torch.Tensor:

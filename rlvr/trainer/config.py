@@ -50,6 +50,8 @@ class RolloutConfig:
     generation_batch_seqs: int = _f(64, "sequences per generation batch")
     ignore_eos: bool = _f(False, "never sample EOS, so every response has max_response_tokens (benchmarks)")
     cuda_graphs: bool = _f(True, "on a GPU, replay each decode step of the static-KV-cache decoder as a CUDA graph")
+    compile: bool = _f(False, "run the decoder's per-layer pieces through torch.compile (fused elementwise kernels; "
+                              "compiles once per process, falls back to eager if compiling fails)")
     backend: Literal["hf"] = _f("hf", "rollout engine; hf = rlvr.generation on the training model (vLLM: later)")
 
 

@@ -93,6 +93,46 @@ def test_span_steps_match_exact_steps(make):
         span.step(torch.zeros(len(rows), dtype=torch.long))
 
 
+@pytest.mark.parametrize("mode", ["exact", "span"])
+def test_compiled_steps_match_plain_steps(mode):
+    """compile=True runs a decode step's per-layer pieces through torch.compile: the same logits, with
+    grouped prompts (shared keys in exact mode), left padding and dropped rows."""
+    torch.manual_seed(0)
+    model = _llama_gqa()
+    B, L, N = 6, 5, 9
+    ids = torch.randint(3, 50, (B // 2, L)).repeat_interleave(2, 0)
+    attn = torch.ones(B, L, dtype=torch.long)
+    attn[:2, :2] = 0
+    ids[attn == 0] = 0
+    plain = StaticDecoder(model, B, L + N, mode=mode)
+    fast = StaticDecoder(model, B, L + N, mode=mode, compile=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast.prefill(ids, attn), plain.prefill(ids, attn), rtol=0, atol=0)  # prefill: not compiled
+        rows = torch.arange(B)
+        for t in range(N):
+            if t == 5:
+                rows = torch.tensor([4, 0, 3])
+                plain.keep(rows)
+                fast.keep(rows)
+            nxt = torch.randint(3, 50, (len(rows),))
+            torch.testing.assert_close(fast.step(nxt), plain.step(nxt), rtol=1e-5, atol=1e-5)
+    if fast._pre_step.compiled is None:
+        pytest.skip("torch.compile is not available on this machine (the decoder fell back to eager, with a warning)")
+
+
+def test_a_failed_compile_falls_back_to_eager_with_a_warning():
+    from rlvr.decoder import _Compiled
+
+    def fn(x):
+        torch._dynamo.graph_break()  # fullgraph=True cannot compile this
+        return x * 2
+
+    f = _Compiled(fn)
+    with pytest.warns(UserWarning, match="decoding eagerly"):
+        assert torch.equal(f(torch.ones(3)), torch.full((3,), 2.0))
+    assert f.compiled is None and torch.equal(f(torch.ones(2)), torch.full((2,), 2.0))  # eager from then on
+
+
 def test_shared_prompt_attention_survives_dropping_rows():
     """Groups of 4 rows share a prompt (keys read once per group); after rows are dropped, each row reads its
     own copy: the logits are those of a decoder that never shares, throughout."""
@@ -154,6 +194,25 @@ def test_cuda_graph_steps_match_exact_steps(make):
         nxt = torch.randint(3, 50, (B,), device="cuda")
         torch.testing.assert_close(graph.step(nxt), exact.step(nxt), rtol=1e-4, atol=1e-4)
     assert len(graph._graphs) == 3  # spans 8, 16, 24: one recording each, replayed after
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
+def test_compiled_cuda_graph_steps_match_exact_steps():
+    torch.manual_seed(0)
+    model = _llama_gqa().cuda()
+    B, L, N = 4, 5, 20
+    ids = torch.randint(3, 50, (B, L), device="cuda")
+    attn = torch.ones(B, L, dtype=torch.long, device="cuda")
+    attn[1, :3] = 0
+    ids[attn == 0] = 0
+    exact = StaticDecoder(model, B, L + N, mode="exact")
+    graph = StaticDecoder(model, B, L + N, mode="graph", span_block=8, compile=True)
+    with torch.inference_mode():
+        torch.testing.assert_close(graph.prefill(ids, attn), exact.prefill(ids, attn))
+        for _ in range(N - 1):
+            nxt = torch.randint(3, 50, (B,), device="cuda")
+            torch.testing.assert_close(graph.step(nxt), exact.step(nxt), rtol=1e-4, atol=1e-4)
+    assert graph._pre_step.compiled is not None and len(graph._graphs) == 3
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
