@@ -153,6 +153,15 @@ class _Compiled:
         return self.fn(*args)
 
 
+_COMPILED: dict = {}  # one wrapper per function for the process: a failure warns once, decoders share the compiled code
+
+
+def _compiled(fn) -> _Compiled:
+    if fn not in _COMPILED:
+        _COMPILED[fn] = _Compiled(fn)
+    return _COMPILED[fn]
+
+
 def _shared_units(inverse: torch.Tensor) -> int:
     """The largest g such that each run of g consecutive rows has one prompt (inverse: row -> distinct
     prompt), or 1. Rows of a GRPO group are consecutive, so g is at least the group size when the batch
@@ -232,8 +241,8 @@ class StaticDecoder:
         self._graphs: dict[tuple[int, int], tuple] = {}  # (rows, span) -> (CUDA graph, its logits buffer)
         self._pool = None
         # decode steps (one new position) may run the layer's pieces compiled; prefill runs them as they are
-        self._pre_step = _Compiled(_pre_attention) if compile else _pre_attention
-        self._post_step = _Compiled(_post_attention) if compile else _post_attention
+        self._pre_step = _compiled(_pre_attention) if compile else _pre_attention
+        self._post_step = _compiled(_post_attention) if compile else _post_attention
 
     @property
     def drops_rows(self) -> bool:
