@@ -26,6 +26,19 @@ def _llama_gqa():
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])  # cuda: on a GPU machine
 
 
+def _steps_agree(a: StaticDecoder, b: StaticDecoder, rows: int, steps: int, tol: float, drop=None, device="cpu"):
+    """Feed both decoders the same random tokens for `steps` steps and compare their logits; drop = (step,
+    kept rows): both keep those rows from that step on."""
+    for t in range(steps):
+        if drop is not None and t == drop[0]:
+            a.keep(drop[1])
+            b.keep(drop[1])
+            rows = len(drop[1])
+        nxt = torch.randint(3, 50, (rows,), device=device)
+        torch.testing.assert_close(a.step(nxt), b.step(nxt), rtol=tol, atol=tol)
+    return rows
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
 @pytest.mark.parametrize("rows", [None, [0, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0]], ids=["distinct", "scattered", "groups"])
@@ -81,16 +94,9 @@ def test_span_steps_match_exact_steps(make):
     exact = StaticDecoder(model, B, L + N, mode="exact")
     span = StaticDecoder(model, B, L + N, mode="span", span_block=4)  # spans 8, 12, 16 over the run
     torch.testing.assert_close(span.prefill(ids, attn), exact.prefill(ids, attn), rtol=0, atol=0)
-    rows = torch.arange(B)
-    for t in range(N):
-        if t == 6:
-            rows = torch.tensor([3, 0, 2])
-            exact.keep(rows)
-            span.keep(rows)
-        nxt = torch.randint(3, 50, (len(rows),))
-        torch.testing.assert_close(span.step(nxt), exact.step(nxt), rtol=1e-6, atol=1e-6)
+    rows = _steps_agree(span, exact, B, N, 1e-6, drop=(6, torch.tensor([3, 0, 2])))
     with pytest.raises(IndexError, match="all are filled"):
-        span.step(torch.zeros(len(rows), dtype=torch.long))
+        span.step(torch.zeros(rows, dtype=torch.long))
 
 
 @pytest.mark.parametrize("mode", ["exact", "span"])
@@ -108,14 +114,7 @@ def test_compiled_steps_match_plain_steps(mode):
     fast = StaticDecoder(model, B, L + N, mode=mode, compile=True)
     with torch.inference_mode():
         torch.testing.assert_close(fast.prefill(ids, attn), plain.prefill(ids, attn), rtol=0, atol=0)  # prefill: not compiled
-        rows = torch.arange(B)
-        for t in range(N):
-            if t == 5:
-                rows = torch.tensor([4, 0, 3])
-                plain.keep(rows)
-                fast.keep(rows)
-            nxt = torch.randint(3, 50, (len(rows),))
-            torch.testing.assert_close(fast.step(nxt), plain.step(nxt), rtol=1e-5, atol=1e-5)
+        _steps_agree(fast, plain, B, N, 1e-5, drop=(5, torch.tensor([4, 0, 3])))
     if fast._pre_step.compiled is None:
         pytest.skip("torch.compile is not available on this machine (the decoder fell back to eager, with a warning)")
 
@@ -147,16 +146,8 @@ def test_shared_prompt_attention_survives_dropping_rows():
     plain = StaticDecoder(model, 12, L + N, share_prompts=False)
     torch.testing.assert_close(shared.prefill(ids, attn), plain.prefill(ids, attn), rtol=1e-6, atol=1e-6)
     assert shared.shared is not None and shared.shared["k"][0].shape[0] == 3 and plain.shared is None
-    B = 12
-    for t in range(N - 1):
-        if t == 4:
-            keep = torch.tensor([0, 5, 6, 11, 2])
-            shared.keep(keep)
-            plain.keep(keep)
-            B = 5
-            assert shared.shared is None
-        nxt = torch.randint(3, 50, (B,))
-        torch.testing.assert_close(shared.step(nxt), plain.step(nxt), rtol=1e-5, atol=1e-5)
+    _steps_agree(shared, plain, 12, N - 1, 1e-5, drop=(4, torch.tensor([0, 5, 6, 11, 2])))
+    assert shared.shared is None
 
 
 def test_decoder_modes_are_checked():
@@ -177,8 +168,9 @@ def test_decoder_modes_are_checked():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-@pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
-def test_cuda_graph_steps_match_exact_steps(make):
+@pytest.mark.parametrize("make,compile", [(_qwen2, False), (_llama_gqa, False), (_llama_gqa, True)],
+                         ids=["qwen2-bias", "llama-gqa", "llama-gqa-compiled"])
+def test_cuda_graph_steps_match_exact_steps(make, compile):
     torch.manual_seed(0)
     model = make().cuda()
     B, L, N = 4, 5, 20
@@ -187,32 +179,13 @@ def test_cuda_graph_steps_match_exact_steps(make):
     attn[1, :3] = 0
     ids[attn == 0] = 0
     exact = StaticDecoder(model, B, L + N, mode="exact")
-    graph = StaticDecoder(model, B, L + N, mode="graph", span_block=8)
+    graph = StaticDecoder(model, B, L + N, mode="graph", span_block=8, compile=compile)
     assert StaticDecoder(model, B, L + N).mode == "graph"  # auto on CUDA
-    torch.testing.assert_close(graph.prefill(ids, attn), exact.prefill(ids, attn))
-    for _ in range(N - 1):
-        nxt = torch.randint(3, 50, (B,), device="cuda")
-        torch.testing.assert_close(graph.step(nxt), exact.step(nxt), rtol=1e-4, atol=1e-4)
-    assert len(graph._graphs) == 3  # spans 8, 16, 24: one recording each, replayed after
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
-def test_compiled_cuda_graph_steps_match_exact_steps():
-    torch.manual_seed(0)
-    model = _llama_gqa().cuda()
-    B, L, N = 4, 5, 20
-    ids = torch.randint(3, 50, (B, L), device="cuda")
-    attn = torch.ones(B, L, dtype=torch.long, device="cuda")
-    attn[1, :3] = 0
-    ids[attn == 0] = 0
-    exact = StaticDecoder(model, B, L + N, mode="exact")
-    graph = StaticDecoder(model, B, L + N, mode="graph", span_block=8, compile=True)
     with torch.inference_mode():
         torch.testing.assert_close(graph.prefill(ids, attn), exact.prefill(ids, attn))
-        for _ in range(N - 1):
-            nxt = torch.randint(3, 50, (B,), device="cuda")
-            torch.testing.assert_close(graph.step(nxt), exact.step(nxt), rtol=1e-4, atol=1e-4)
-    assert graph._pre_step.compiled is not None and len(graph._graphs) == 3
+        _steps_agree(graph, exact, B, N - 1, 1e-4, device="cuda")
+    assert len(graph._graphs) == 3  # spans 8, 16, 24: one recording each, replayed after
+    assert not compile or graph._pre_step.compiled is not None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a GPU")
