@@ -25,6 +25,12 @@ compile=True runs a decode step's per-layer pieces before and after attention (`
 `_post_attention`) through torch.compile: on a GPU their dozen small elementwise kernels per layer become
 a few fused ones (recorded into the step's CUDA graph like the rest); attention and the cache writes stay
 eager. Prefill is not compiled (a new prompt length would mean compiling again).
+
+cpu_kernel=True (CPU, "exact" mode): a decode step's cache write and attention run in rlvr's C++
+kernel (`rlvr.kernels`, built on first use): each row's query meets its cached keys and values in one
+pass, where torch ops would run hundreds of tiny matrix-vector products. Keys are then cached in
+transposed blocks of 16 positions, (layers, B, kv_heads, blocks, head_dim, 16), the layout the kernel
+reads fastest. Where the kernel cannot be built, the same step runs in torch ops.
 """
 
 from __future__ import annotations
@@ -162,6 +168,18 @@ def _compiled(fn) -> _Compiled:
     return _COMPILED[fn]
 
 
+_BLOCK = 16  # key positions per transposed block in the C++ kernel's cache layout (rlvr/kernels)
+
+
+def _blocked(k: torch.Tensor) -> torch.Tensor:
+    """Keys (..., P, D) -> (..., ceil(P / _BLOCK), D, _BLOCK): transposed blocks, zero-padded."""
+    P, D = k.shape[-2:]
+    pad = -P % _BLOCK
+    if pad:
+        k = torch.cat([k, k.new_zeros((*k.shape[:-2], pad, D))], -2)
+    return k.unflatten(-2, (-1, _BLOCK)).transpose(-1, -2).contiguous()
+
+
 def _shared_units(inverse: torch.Tensor) -> int:
     """The largest g such that each run of g consecutive rows has one prompt (inverse: row -> distinct
     prompt), or 1. Rows of a GRPO group are consecutive, so g is at least the group size when the batch
@@ -185,7 +203,7 @@ class StaticDecoder:
 
     @torch.no_grad()
     def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256,
-                 share_prompts: bool = True, compile: bool = False):
+                 share_prompts: bool = True, compile: bool = False, cpu_kernel: bool = True):
         cfg = model.config
         inner = model.model
         self.model = model
@@ -213,9 +231,6 @@ class StaticDecoder:
                 "gu_w": torch.cat([m.gate_proj.weight, m.up_proj.weight]), "down_w": m.down_proj.weight,
             })
         self.inter = inner.layers[0].mlp.gate_proj.weight.shape[0]
-        shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
-        self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
-        self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.valid = torch.zeros((batch, max_len), dtype=torch.bool, device=self.device)  # attendable positions
         self.pos = torch.zeros(batch, dtype=torch.long, device=self.device)  # next rotary position per row
         self.t = 0  # filled cache length
@@ -234,6 +249,20 @@ class StaticDecoder:
         if mode == "graph" and self.device.type != "cuda":
             raise ValueError("mode 'graph' records CUDA graphs: the model must be on a CUDA device")
         self.mode, self.span_block = mode, span_block
+        self.kernel = None  # rlvr's C++ decode attention (CPU, exact mode); keys are then cached transposed
+        if cpu_kernel and mode == "exact" and self.device.type == "cpu":
+            from rlvr.kernels import decode_attention
+
+            self.kernel = decode_attention()
+        shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
+        if self.kernel is not None:  # keys in transposed blocks of _BLOCK positions
+            kshape = (len(self.layers), batch, self.n_kv, -(-max_len // _BLOCK), self.head_dim, _BLOCK)
+            self.k = torch.zeros(kshape, dtype=self.dtype, device=self.device)
+        else:
+            self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self._no_prompt = (self.k.new_zeros((1, self.n_kv, 0, self.head_dim, _BLOCK)),
+                           self.v.new_zeros((1, self.n_kv, 0, self.head_dim)), torch.zeros((1, 0), dtype=torch.bool))
         self.share_prompts = share_prompts
         self.shared = None  # exact mode, rows sharing prompts: prompt length, units, pk/pv per layer, prompt bias per unit
         self._t_idx = torch.zeros(1, dtype=torch.long, device=self.device)  # write position, as device state
@@ -258,7 +287,25 @@ class StaticDecoder:
             cos, sin = F.embedding(positions, self.rope_table[0]), F.embedding(positions, self.rope_table[1])
         return cos.unsqueeze(1), sin.unsqueeze(1)
 
-    def _layer(self, i: int, h: torch.Tensor, cos, sin, bias: torch.Tensor, span: int | None = None,
+    def _write(self, i: int, k: torch.Tensor, v: torch.Tensor, lo: int) -> None:
+        """Cache layer i's keys and values k, v (B, Hkv, T, D) at positions [lo, lo + T)."""
+        hi = lo + k.shape[2]
+        self.v[i, :, :, lo:hi] = v
+        if self.kernel is None:
+            self.k[i, :, :, lo:hi] = k
+            return
+        for b0 in range(lo - lo % _BLOCK, hi, _BLOCK):  # blocked: (B, Hkv, blocks, D, _BLOCK)
+            a, c = max(lo, b0), min(hi, b0 + _BLOCK)
+            self.k[i, :, :, b0 // _BLOCK, :, a - b0:c - b0] = k[:, :, a - lo:c - lo].transpose(-1, -2)
+
+    def _keys(self, i: int, end: int) -> torch.Tensor:
+        """Layer i's cached keys at positions [0, end) as (B, Hkv, end, D), whatever the layout."""
+        if self.kernel is None:
+            return self.k[i, :, :, :end]
+        blocks = self.k[i, :, :, :-(-end // _BLOCK)]
+        return blocks.transpose(-1, -2).flatten(2, 3)[:, :, :end]
+
+    def _layer(self, i: int, h: torch.Tensor, cos, sin, bias: torch.Tensor | None, span: int | None = None,
                expand: torch.Tensor | None = None) -> torch.Tensor:
         """One decoder layer over the new positions h (B, T, hidden); writes their k/v at [t, t+T), or
         (span given, T = 1) at the device index _t_idx, attending over the first `span` cache slots.
@@ -269,28 +316,32 @@ class StaticDecoder:
         pre, post = (self._pre_step, self._post_step) if T == 1 else (_pre_attention, _post_attention)
         q, k, v = pre(h, w["ln1"], w["qkv_w"], w["qkv_b"], cos, sin, self.eps, self.n_heads, self.n_kv, self.head_dim)
         if expand is not None:
-            self.k[i, :, :, :T] = k.index_select(0, expand)
-            self.v[i, :, :, :T] = v.index_select(0, expand)
+            self._write(i, k.index_select(0, expand), v.index_select(0, expand), 0)
             if self.shared is not None:
-                self.shared["k"].append(k.index_select(0, self.shared["units"]))
-                self.shared["v"].append(v.index_select(0, self.shared["units"]))
-            end = None
-        elif span is None:
-            end = self.t + T
-            self.k[i, :, :, self.t:end] = k
-            self.v[i, :, :, self.t:end] = v
-        else:
+                pk = k.index_select(0, self.shared["units"])
+                self.shared["k"].append(_blocked(pk) if self.kernel is not None else pk)
+                self.shared["v"].append(v.index_select(0, self.shared["units"]).contiguous())
+            att = _attend(q, k, v, bias, self.scale)
+        elif span is not None:
             self.k[i].index_copy_(2, self._t_idx, k)
             self.v[i].index_copy_(2, self._t_idx, v)
-            end = span
-        if end is None:
-            att = _attend(q, k, v, bias, self.scale)
-        elif self.shared is not None and span is None and T == 1:
-            sh, P = self.shared, self.shared["len"]
-            att = _attend_shared(q, sh["k"][i], sh["v"][i], sh["bias"], self.k[i, :, :, P:end], self.v[i, :, :, P:end],
-                                 self.scale)
+            att = _attend(q, self.k[i, :, :, :span], self.v[i, :, :, :span], bias, self.scale)
+        elif self.kernel is not None and T == 1:  # writes k, v at position t and attends, in C++
+            sh = self.shared
+            pk, pv, pmask = (sh["k"][i], sh["v"][i], sh["mask"]) if sh is not None else self._no_prompt
+            B, H, _, D = q.shape
+            att = self.kernel(q.reshape(B, H, D), k.reshape(B, self.n_kv, D), v.reshape(B, self.n_kv, D), pk, pv,
+                              pmask, self.k[i], self.v[i], self.valid, pv.shape[2], self.t, self.scale).view(B, H, 1, D)
         else:
-            att = _attend(q, self.k[i, :, :, :end], self.v[i, :, :, :end], bias, self.scale)
+            end = self.t + T
+            self._write(i, k, v, self.t)
+            sh = self.shared
+            if sh is not None and T == 1:
+                P = sh["len"]
+                att = _attend_shared(q, sh["k"][i], sh["v"][i], sh["bias"], self._keys(i, end)[:, :, P:],
+                                     self.v[i, :, :, P:end], self.scale)
+            else:
+                att = _attend(q, self._keys(i, end), self.v[i, :, :, :end], bias, self.scale)
         return post(h, att, w["o_w"], w["o_b"], w["ln2"], w["gu_w"], w["down_w"], self.eps, self.inter)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor,
@@ -299,7 +350,8 @@ class StaticDecoder:
         the last one (B, V). The caller advances t."""
         h = F.embedding(ids, self.embed)
         cos, sin = self._rope(h, positions)
-        bias = _bias(mask)
+        # the C++ kernel reads the valid mask itself
+        bias = None if self.kernel is not None and ids.shape[1] == 1 and span is None else _bias(mask)
         for i in range(len(self.layers)):
             h = self._layer(i, h, cos, sin, bias, span, expand)
         last = _rms(h[:, -1], self.norm_w, self.eps)
@@ -326,7 +378,8 @@ class StaticDecoder:
                 input_ids, attn, positions, expand = input_ids[rep], attn[rep], positions[rep], inverse
                 g = _shared_units(inverse) if self.mode == "exact" else 1
                 if g > 1:  # decode steps read each unit's prompt keys once (_attend_shared)
-                    self.shared = {"len": L, "units": inverse[::g], "bias": _bias(attn[inverse[::g]]), "k": [], "v": []}
+                    pmask = attn[inverse[::g]]
+                    self.shared = {"len": L, "units": inverse[::g], "mask": pmask, "bias": _bias(pmask), "k": [], "v": []}
         causal = torch.ones((L, L), dtype=torch.bool, device=self.device).tril()
         mask = causal[None] & attn[:, None, :]  # (b, L, L): causal and not padding
         mask = mask | torch.eye(L, dtype=torch.bool, device=self.device)[None]  # pad rows attend to themselves

@@ -37,6 +37,7 @@ class SamplingConfig:
     decoder: str = "auto"  # auto: rlvr.decoder's static KV cache when it supports the model; "hf": transformers' forward
     cuda_graphs: bool = True  # on a GPU, the static decoder replays each decode step as a CUDA graph
     compile: bool = False  # run the static decoder's per-layer pieces through torch.compile (fused kernels)
+    cpu_kernel: bool = True  # on CPU, the static decoder's attention in rlvr's C++ kernel (built on first use)
 
 
 @dataclass
@@ -105,13 +106,15 @@ def _splitmix64(z: torch.Tensor) -> torch.Tensor:
     return z ^ shr(z, 31)
 
 
-def uniform_noise(seeds: torch.Tensor, step: int) -> torch.Tensor:
-    """One uniform draw in (0, 1) per sequence seed at a decode step: (B,) int64 -> (B,) float32.
+def uniform_noise(seeds: torch.Tensor, step: int | torch.Tensor) -> torch.Tensor:
+    """One uniform draw in (0, 1) per sequence seed at a decode step: (B,) int64 -> (B,) float32; with
+    steps a tensor, seeds and steps broadcast (seeds[:, None], arange(T) -> the (B, T) table of a whole batch).
 
     Counter-based: the value depends only on (seed, step), so it is identical on any device and for
     any batch composition.
     """
-    h = _splitmix64(_splitmix64(seeds) ^ _splitmix64(torch.full_like(seeds, step)))
+    steps = torch.full_like(seeds, step) if isinstance(step, int) else step.to(seeds.device, torch.long)
+    h = _splitmix64(_splitmix64(seeds) ^ _splitmix64(steps))
     return (((h >> 40) & 0xFFFFFF).float() + 0.5) / float(1 << 24)
 
 
@@ -146,6 +149,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     greedy = cfg.temperature <= 0
     temp = 1.0 if greedy else cfg.temperature
 
+    noise = None if greedy else uniform_noise(seed_t[:, None], torch.arange(max_new, device=device))  # (B, max_new)
     out_tokens = torch.full((B, max_new), pad_id, dtype=torch.long, device=device)
     out_logp = torch.zeros((B, max_new), dtype=torch.float32, device=device) if return_logp else None
     finished = torch.zeros(B, dtype=torch.bool, device=device)
@@ -153,7 +157,8 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
 
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
-        decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact", compile=cfg.compile)
+        decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact", compile=cfg.compile,
+                                cpu_kernel=cfg.cpu_kernel)
     past, cache_kw = None, cache_kwarg(model)
 
     def next_logits(tok: torch.Tensor | None) -> torch.Tensor:
@@ -174,32 +179,34 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     cur_pos = pos
     tok = None
     rows = torch.arange(B, device=device)  # batch index of each row the model still runs (the static decoder drops finished ones)
+    every = slice(None)  # rows, while it is all of them in order: per-row state is then read and written in place
     for t in range(max_new):
-        logits = next_logits(tok).float() / temp  # (b, V), b = len(rows)
+        at = every if len(rows) == B else rows
+        logits = next_logits(tok).float()  # (b, V), b = len(rows)
+        if temp != 1.0:
+            logits = logits / temp
         if cfg.ignore_eos and eos_t is not None:
             logits.index_fill_(-1, eos_t, float("-inf"))
         if greedy:
             tok = logits.argmax(-1)
         else:
-            masked = _top_p_mask(logits, cfg.top_p)
-            tok = sample_from_logits(masked, uniform_noise(seed_t[rows], t))
+            tok = sample_from_logits(_top_p_mask(logits, cfg.top_p), noise[at, t])
         if return_logp:
-            out_logp[rows, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
-        done = finished[rows]  # of the rows still run: finished before this token (EOS emitted)
-        tok = torch.where(done, torch.full_like(tok, pad_id), tok)
-        out_tokens[rows, t] = tok
+            out_logp[at, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        done = finished[at]  # of the rows still run: finished before this token (EOS emitted)
+        tok = torch.where(done, pad_id, tok)
+        out_tokens[at, t] = tok
         if eos_t is not None:
             hit = torch.isin(tok, eos_t) & ~done
-            lengths[rows] = torch.where(hit, torch.full_like(tok, t + 1), lengths[rows])
+            lengths[at] = torch.where(hit, t + 1, lengths[at])
             done = done | hit
-            finished[rows] = done
+            finished[at] = done
         if (t + 1) % check_every == 0:
-            live = ~done
-            n_live = int(live.sum())
+            n_live = len(rows) - int(done.sum())
             if n_live == 0:
                 break
             if use_static and decoder.drops_rows and n_live <= 0.75 * len(rows):  # a quarter finished: stop computing them
-                keep = live.nonzero().squeeze(1)
+                keep = (~done).nonzero().squeeze(1)
                 decoder.keep(keep)
                 rows, tok = rows[keep], tok[keep]
     results = []

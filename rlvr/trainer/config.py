@@ -52,6 +52,8 @@ class RolloutConfig:
     cuda_graphs: bool = _f(True, "on a GPU, replay each decode step of the static-KV-cache decoder as a CUDA graph")
     compile: bool = _f(False, "run the decoder's per-layer pieces through torch.compile (fused elementwise kernels; "
                               "compiles once per process, falls back to eager if compiling fails)")
+    cpu_kernel: bool = _f(True, "on CPU, run the decoder's attention in rlvr's C++ kernel (built once per machine, "
+                                "~30 s; torch ops where it cannot be built)")
     backend: Literal["hf"] = _f("hf", "rollout engine; hf = rlvr.generation on the training model (vLLM: later)")
 
 

@@ -1,5 +1,7 @@
 """rlvr.decoder's static-KV-cache forward gives transformers' logits, step by step, with left padding."""
 
+import warnings
+
 import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
@@ -42,7 +44,10 @@ def _steps_agree(a: StaticDecoder, b: StaticDecoder, rows: int, steps: int, tol:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
 @pytest.mark.parametrize("rows", [None, [0, 1, 0, 0, 1], [1, 1, 1, 0, 0, 0]], ids=["distinct", "scattered", "groups"])
-def test_prefill_and_steps_match_transformers(make, device, rows):
+@pytest.mark.parametrize("cpu_kernel", [True, False], ids=["kernel", "torch-ops"])
+def test_prefill_and_steps_match_transformers(make, device, rows, cpu_kernel):
+    if cpu_kernel and device != "cpu":
+        pytest.skip("the C++ attention kernel is for CPU decoding")
     torch.manual_seed(0)
     model = make().to(device)
     assert supports(model)
@@ -54,7 +59,9 @@ def test_prefill_and_steps_match_transformers(make, device, rows):
     ids[attn == 0] = 0
     if rows:  # rows sharing prompts: each distinct prompt is prefilled once; consecutive groups of equal
         ids, attn, B = ids[rows], attn[rows], len(rows)  # size also share the prompt's keys in decode steps
-    dec = StaticDecoder(model, B, L + N)
+    dec = StaticDecoder(model, B, L + N, cpu_kernel=cpu_kernel)
+    if cpu_kernel and dec.kernel is None:
+        pytest.skip("rlvr's C++ kernel could not be built on this machine (see the warning)")
     rows_run = []
     real_forward = dec._forward
     dec._forward = lambda ids_, *a, **k: (rows_run.append(ids_.shape[0]), real_forward(ids_, *a, **k))[1]
@@ -91,7 +98,7 @@ def test_span_steps_match_exact_steps(make):
     attn = torch.ones(B, L, dtype=torch.long)
     attn[0, :2] = 0
     ids[attn == 0] = 0
-    exact = StaticDecoder(model, B, L + N, mode="exact")
+    exact = StaticDecoder(model, B, L + N, mode="exact", cpu_kernel=False)  # the same torch ops
     span = StaticDecoder(model, B, L + N, mode="span", span_block=4)  # spans 8, 12, 16 over the run
     torch.testing.assert_close(span.prefill(ids, attn), exact.prefill(ids, attn), rtol=0, atol=0)
     rows = _steps_agree(span, exact, B, N, 1e-6, drop=(6, torch.tensor([3, 0, 2])))
@@ -148,6 +155,89 @@ def test_shared_prompt_attention_survives_dropping_rows():
     assert shared.shared is not None and shared.shared["k"][0].shape[0] == 3 and plain.shared is None
     _steps_agree(shared, plain, 12, N - 1, 1e-5, drop=(4, torch.tensor([0, 5, 6, 11, 2])))
     assert shared.shared is None
+
+
+def _kernel_or_skip():
+    from rlvr.kernels import decode_attention
+
+    op = decode_attention()
+    if op is None:
+        pytest.skip("rlvr's C++ kernel could not be built on this machine (see the warning)")
+    return op
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_decoding_matches_torch_op_decoding(dtype):
+    """The C++ attention step against the torch-ops step: groups sharing prompts, left padding, dropped
+    rows (after which each row reads its own prompt copy), in fp32 and bf16 (fp32 accumulation both)."""
+    _kernel_or_skip()
+    torch.manual_seed(0)
+    model = _llama_gqa().to(dtype)
+    L, N = 7, 12
+    prompts = torch.randint(3, 50, (3, L))
+    prompts[1, :3] = 0
+    ids = prompts.repeat_interleave(4, 0)
+    attn = (ids != 0).long()
+    fast = StaticDecoder(model, 12, L + N)
+    plain = StaticDecoder(model, 12, L + N, cpu_kernel=False)
+    assert fast.kernel is not None and plain.kernel is None and fast.k.shape[-1] == 16  # keys in transposed blocks
+    tol = 1e-5 if dtype == torch.float32 else 2e-2
+    torch.testing.assert_close(fast.prefill(ids, attn), plain.prefill(ids, attn), rtol=tol, atol=tol)
+    assert fast.shared is not None
+    _steps_agree(fast, plain, 12, N - 1, tol, drop=(5, torch.tensor([0, 5, 6, 11, 2])))
+
+
+@pytest.mark.parametrize("head_dim", [32, 40])  # a size the kernel is compiled for, and the generic loop
+def test_kernel_op_writes_the_cache_and_attends_like_torch_ops(head_dim):
+    from rlvr.decoder import _attend, _attend_shared, _bias, _blocked
+
+    op = _kernel_or_skip()
+    torch.manual_seed(0)
+    B, H, Hkv, P, Lc, U = 6, 6, 2, 9, 37, 2
+    q = torch.randn(B, H, 1, head_dim)
+    pk, pv = torch.randn(U, Hkv, P, head_dim), torch.randn(U, Hkv, P, head_dim)
+    pmask = torch.ones(U, P, dtype=torch.bool)
+    pmask[1, :4] = False
+    k, v = torch.randn(B, Hkv, Lc, head_dim), torch.randn(B, Hkv, Lc, head_dim)
+    valid = torch.ones(B, Lc, dtype=torch.bool)
+    valid[2, :5] = False
+    scale = head_dim ** -0.5
+    no_pk, no_pv = torch.zeros(1, Hkv, 0, head_dim, 16), torch.zeros(1, Hkv, 0, head_dim)
+    for pos in (P, 15, 16, Lc - 1):  # block boundaries; the cache holds [0, pos), the call writes pos
+        kc, vc = _blocked(torch.cat([k[:, :, :pos], torch.zeros_like(k[:, :, pos:])], 2)), v.clone()
+        vc[:, :, pos:] = 0
+        got = op(q.view(B, H, head_dim), k[:, :, pos], v[:, :, pos], _blocked(pk), pv, pmask, kc, vc, valid, P, pos, scale)
+        want = _attend_shared(q, pk, pv, _bias(pmask), k[:, :, P:pos + 1], v[:, :, P:pos + 1], scale)
+        torch.testing.assert_close(got.view(B, H, 1, head_dim), want, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(kc, _blocked(torch.cat([k[:, :, :pos + 1], torch.zeros_like(k[:, :, pos + 1:])], 2)))
+        assert torch.equal(vc[:, :, pos], v[:, :, pos])
+        # no shared prompt: every position from 0, with the row's padding masked
+        got = op(q.view(B, H, head_dim), k[:, :, pos], v[:, :, pos], no_pk, no_pv, torch.zeros(1, 0, dtype=torch.bool),
+                 kc, vc, valid, 0, pos, scale)
+        want = _attend(q, k[:, :, :pos + 1], v[:, :, :pos + 1], _bias(valid[:, None, None, :pos + 1]), scale)
+        torch.testing.assert_close(got.view(B, H, 1, head_dim), want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(RuntimeError, match="whole units"):
+        op(q.view(B, H, head_dim), k[:, :, 0], v[:, :, 0], torch.zeros(4, Hkv, 0, head_dim, 16),
+           torch.zeros(4, Hkv, 0, head_dim), torch.zeros(4, 0, dtype=torch.bool), kc, vc, valid, 0, 3, scale)
+
+
+def test_without_a_compiler_the_decoder_warns_once_and_uses_torch_ops(monkeypatch):
+    import rlvr.kernels as kernels
+
+    def no_compiler():
+        raise RuntimeError("no C++ compiler here")
+
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setattr(kernels, "_build", no_compiler)
+    with pytest.warns(UserWarning, match="decoding with torch ops instead"):
+        dec = StaticDecoder(_qwen2(), 2, 8)
+    assert dec.kernel is None and dec.k.shape[-2:] == (8, 8)  # keys in the torch ops' layout (positions, head_dim)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tried once per process: no second warning
+        assert StaticDecoder(_qwen2(), 2, 8).kernel is None
+    monkeypatch.setattr(kernels, "_state", {})
+    monkeypatch.setenv("RLVR_NATIVE", "0")
+    assert kernels.decode_attention() is None
 
 
 def test_decoder_modes_are_checked():

@@ -1,0 +1,69 @@
+"""rlvr's own CPU kernels, C++ built on first use with torch's extension builder (a C++ compiler with
+OpenMP and ninja are needed; torch's build cache keeps the result, so later runs load it in a second).
+
+`decode_attention()` returns the built op, or None where it cannot be built (no compiler, another OS):
+callers then run the same arithmetic in torch ops, after one warning. Set RLVR_NATIVE=0 to never build.
+The build targets this machine's CPU (-march=native) under a name that includes the CPU's model and
+flags, so a build cache shared between different machines never loads code built for another CPU.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import threading
+import warnings
+from pathlib import Path
+
+_SOURCE = Path(__file__).with_name("decode_attention.cpp")
+_lock = threading.Lock()
+_state: dict = {}  # "op": the loaded function or None once tried
+
+
+def _cpu_tag() -> str:
+    """A short hash of this CPU's model name and feature flags (Linux; the platform string elsewhere)."""
+    import platform
+
+    ident = platform.machine() + platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags")):
+                ident += line
+            if line.startswith("flags"):
+                break
+    except OSError:
+        pass
+    return hashlib.sha1(ident.encode()).hexdigest()[:10]
+
+
+def _build():
+    import torch
+    from torch.utils import cpp_extension
+
+    code = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:10]
+    name = f"rlvr_decode_attention_{code}_{_cpu_tag()}_t{torch.__version__.split('+')[0].replace('.', '_')}"
+    try:
+        built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
+    except Exception:  # noqa: BLE001 - a private helper of torch's: only decides whether to say "building"
+        built = False
+    if not built:
+        print("rlvr: building the CPU decode-attention kernel (once per machine, about 30 s)", file=sys.stderr, flush=True)
+    module = cpp_extension.load(name, [str(_SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
+                                extra_ldflags=["-fopenmp"], verbose=False)
+    return module.decode_attention
+
+
+def decode_attention():
+    """The C++ decode-attention op (see decode_attention.cpp), or None where it cannot be built."""
+    with _lock:
+        if "op" not in _state:
+            _state["op"] = None
+            if os.environ.get("RLVR_NATIVE", "1") != "0":
+                try:
+                    _state["op"] = _build()
+                except Exception as e:  # noqa: BLE001 - any build failure means: use torch ops
+                    warnings.warn(f"rlvr: could not build the CPU decode-attention kernel ({type(e).__name__}: "
+                                  f"{str(e).strip()[-300:]}); decoding with torch ops instead (slower). Needs a "
+                                  "C++ compiler with OpenMP and ninja; set RLVR_NATIVE=0 to skip this.", stacklevel=2)
+        return _state["op"]
