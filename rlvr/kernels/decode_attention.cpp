@@ -80,12 +80,23 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
       for (int64_t d = 0; d < DD; ++d) acc[d] += wj * to_float(vj[d]);
     }
     for (int64_t d = 0; d < DD; ++d) out[d] = acc[d];
-  } else {
-    for (int64_t j = 0; j < n; ++j) {
+  } else {  // other head sizes: 16 lanes at a time in registers, the rest of the head alone
+    int64_t d0 = 0;
+    for (; d0 + 16 <= D; d0 += 16) {
+      float acc[16];
+      for (int64_t d = 0; d < 16; ++d) acc[d] = out[d0 + d];
+      for (int64_t j = 0; j < n; ++j) {
+        const float wj = w[j];
+        const T* vj = values + j * D + d0;
+#pragma omp simd
+        for (int64_t d = 0; d < 16; ++d) acc[d] += wj * to_float(vj[d]);
+      }
+      for (int64_t d = 0; d < 16; ++d) out[d0 + d] = acc[d];
+    }
+    for (int64_t j = 0; d0 < D && j < n; ++j) {
       const float wj = w[j];
       const T* vj = values + j * D;
-#pragma omp simd
-      for (int64_t d = 0; d < D; ++d) out[d] += wj * to_float(vj[d]);
+      for (int64_t d = d0; d < D; ++d) out[d] += wj * to_float(vj[d]);
     }
   }
 }
@@ -160,7 +171,10 @@ template <typename T, typename... Args>
 void by_head_dim(int64_t head_dim, Args&&... args) {
   switch (head_dim) {
     case 32: attend<32, T>(args...); break;
+    case 48: attend<48, T>(args...); break;
     case 64: attend<64, T>(args...); break;
+    case 80: attend<80, T>(args...); break;
+    case 96: attend<96, T>(args...); break;
     case 128: attend<128, T>(args...); break;
     default: attend<0, T>(args...);
   }
