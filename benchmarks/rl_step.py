@@ -4,6 +4,7 @@ and, with `--peer trl`, against TRL's GRPOTrainer on identical work in the same 
     python benchmarks/rl_step.py                       # fp32, standard work (1 M params, 128 tokens)
     python benchmarks/rl_step.py --precision bf16      # bf16 rollouts/reference, fp32 master weights
     python benchmarks/rl_step.py --precision mixed     # fp32 rollouts, bf16 reference and update autocast
+    python benchmarks/rl_step.py --precision mixed --kv-cache-dtype bfloat16   # ... and a bf16 KV cache
     python benchmarks/rl_step.py --peer trl --peer-python /tmp/trlvenv/bin/python
     python benchmarks/rl_step.py --scaling             # 1/6/30 M parameters x 128/512/2048 tokens
 
@@ -135,6 +136,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
     r.ignore_eos, r.generation_batch_seqs = True, args.prompts * args.samples
     r.cuda_graphs = not args.no_cuda_graphs
     r.compile = args.compile_decode
+    r.kv_cache_dtype = args.kv_cache_dtype
     a = cfg.algo
     a.kl_coef, a.kl_kind, a.entropy_coef, a.loss_agg_mode = 0.001, "k3", 0.0, "token-mean"
     o = cfg.optim
@@ -159,6 +161,7 @@ def run_rlvr(args, size: str, resp: int, tmp: Path) -> dict:
 
     return {
         "params": n_params, "size": size, "response_tokens": resp, "precision": args.precision,
+        "kv_cache_dtype": args.kv_cache_dtype,
         "step_s": [r["timing/step"] for r in rows], "median_step_s": med("timing/step"),
         "median_gen_s": med("timing/gen"), "median_ref_s": med("timing/ref"),
         "median_update_s": med("timing/update_actor"), "median_reward_s": med("timing/reward"),
@@ -221,6 +224,8 @@ def main() -> None:
     p.add_argument("--grad-ckpt", action="store_true", help="gradient checkpointing")
     p.add_argument("--no-cuda-graphs", action="store_true", help="GPU: decode eagerly (rollout.cuda_graphs false)")
     p.add_argument("--compile-decode", action="store_true", help="rollout.compile: the decoder's layer pieces compiled")
+    p.add_argument("--kv-cache-dtype", choices=["auto", "bfloat16", "float16"], default="auto",
+                   help="rollout.kv_cache_dtype: the decoder's KV cache (bfloat16 under fp32 rollouts halves its reads)")
     p.add_argument("--no-share-prefix", action="store_true",
                    help="reference and update run every row's prompt (optim.share_prompt_prefix false)")
     p.add_argument("--strategy", choices=["ddp", "fsdp"], default="ddp", help="under torchrun")

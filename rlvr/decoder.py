@@ -31,6 +31,10 @@ kernel (`rlvr.kernels`, built on first use): each row's query meets its cached k
 pass, where torch ops would run hundreds of tiny matrix-vector products. Keys are then cached in
 transposed blocks of 16 positions, (layers, B, kv_heads, blocks, head_dim, 16), the layout the kernel
 reads fastest. Where the kernel cannot be built, the same step runs in torch ops.
+
+kv_dtype (bfloat16/float16 under an fp32 model): keys and values are cached rounded to it, so every decode
+step reads half the bytes; the model's arithmetic stays in its dtype (prefill attends over its own unrounded
+keys and values). On CPU the C++ kernel reads the narrow cache directly; torch ops convert it each step.
 """
 
 from __future__ import annotations
@@ -83,6 +87,8 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tenso
     B, H, T, D = q.shape
     hkv = k.shape[1]
     g = H // hkv
+    if k.dtype != q.dtype:  # a cache in a narrower dtype (kv_dtype)
+        k, v = k.to(q.dtype), v.to(q.dtype)
     qg = q.reshape(B, hkv, g * T, D)  # heads of a group share their KV head
     s = torch.matmul(qg, k.transpose(-1, -2)).float() * scale  # (B, Hkv, g*T, S)
     s = s.view(B, hkv, g, T, -1) + bias[:, :, None]
@@ -100,6 +106,8 @@ def _attend_shared(q: torch.Tensor, pk: torch.Tensor, pv: torch.Tensor, pbias: t
     B, H, _, D = q.shape
     U, hkv, P, _ = pk.shape
     g, rep = B // U, H // hkv
+    if k.dtype != q.dtype:  # a cache in a narrower dtype (kv_dtype)
+        pk, pv, k, v = pk.to(q.dtype), pv.to(q.dtype), k.to(q.dtype), v.to(q.dtype)
 
     def to_units(x: torch.Tensor) -> torch.Tensor:  # (B, hkv, rep, n) -> (U, hkv, g * rep, n)
         return x.reshape(U, g, hkv, rep, x.shape[-1]).transpose(1, 2).reshape(U, hkv, g * rep, x.shape[-1])
@@ -203,12 +211,17 @@ class StaticDecoder:
 
     @torch.no_grad()
     def __init__(self, model, batch: int, max_len: int, mode: str = "auto", span_block: int = 256,
-                 share_prompts: bool = True, compile: bool = False, cpu_kernel: bool = True):
+                 share_prompts: bool = True, compile: bool = False, cpu_kernel: bool = True,
+                 kv_dtype: torch.dtype | None = None):
         cfg = model.config
         inner = model.model
         self.model = model
         p = next(model.parameters())
         self.device, self.dtype = p.device, p.dtype
+        self.kv_dtype = kv_dtype or self.dtype
+        if self.kv_dtype != self.dtype and not (self.dtype == torch.float32 and self.kv_dtype in (torch.bfloat16, torch.float16)):
+            raise ValueError(f"kv_dtype must be the model's dtype ({self.dtype}), or bfloat16/float16 under an fp32 "
+                             f"model; got {kv_dtype}")
         self.n_heads = cfg.num_attention_heads
         self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
         self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
@@ -257,10 +270,10 @@ class StaticDecoder:
         shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
         if self.kernel is not None:  # keys in transposed blocks of _BLOCK positions
             kshape = (len(self.layers), batch, self.n_kv, -(-max_len // _BLOCK), self.head_dim, _BLOCK)
-            self.k = torch.zeros(kshape, dtype=self.dtype, device=self.device)
+            self.k = torch.zeros(kshape, dtype=self.kv_dtype, device=self.device)
         else:
-            self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
-        self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            self.k = torch.zeros(shape, dtype=self.kv_dtype, device=self.device)
+        self.v = torch.zeros(shape, dtype=self.kv_dtype, device=self.device)
         self._no_prompt = (self.k.new_zeros((1, self.n_kv, 0, self.head_dim, _BLOCK)),
                            self.v.new_zeros((1, self.n_kv, 0, self.head_dim)), torch.zeros((1, 0), dtype=torch.bool))
         self.share_prompts = share_prompts
@@ -318,13 +331,13 @@ class StaticDecoder:
         if expand is not None:
             self._write(i, k.index_select(0, expand), v.index_select(0, expand), 0)
             if self.shared is not None:
-                pk = k.index_select(0, self.shared["units"])
+                pk = k.index_select(0, self.shared["units"]).to(self.kv_dtype)
                 self.shared["k"].append(_blocked(pk) if self.kernel is not None else pk)
-                self.shared["v"].append(v.index_select(0, self.shared["units"]).contiguous())
+                self.shared["v"].append(v.index_select(0, self.shared["units"]).to(self.kv_dtype).contiguous())
             att = _attend(q, k, v, bias, self.scale)
         elif span is not None:
-            self.k[i].index_copy_(2, self._t_idx, k)
-            self.v[i].index_copy_(2, self._t_idx, v)
+            self.k[i].index_copy_(2, self._t_idx, k.to(self.kv_dtype))
+            self.v[i].index_copy_(2, self._t_idx, v.to(self.kv_dtype))
             att = _attend(q, self.k[i, :, :, :span], self.v[i, :, :, :span], bias, self.scale)
         elif self.kernel is not None and T == 1:  # writes k, v at position t and attends, in C++
             sh = self.shared

@@ -38,6 +38,7 @@ class SamplingConfig:
     cuda_graphs: bool = True  # on a GPU, the static decoder replays each decode step as a CUDA graph
     compile: bool = False  # run the static decoder's per-layer pieces through torch.compile (fused kernels)
     cpu_kernel: bool = True  # on CPU, the static decoder's attention in rlvr's C++ kernel (built on first use)
+    kv_cache_dtype: str = "auto"  # the static decoder's KV cache: auto (the model's dtype), bfloat16 or float16
 
 
 @dataclass
@@ -47,6 +48,14 @@ class Generation:
     text: str  # decoded response without special tokens
     finish_reason: str  # "stop" (EOS) or "length"
     logp: list[float] | None = None  # per response token, see module docstring
+
+
+def _kv_dtype(name: str) -> torch.dtype | None:
+    """SamplingConfig.kv_cache_dtype -> the decoder's kv_dtype (None: the model's)."""
+    dtypes = {"auto": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if name not in dtypes:
+        raise ValueError(f"kv_cache_dtype must be one of {sorted(dtypes)}, got {name!r}")
+    return dtypes[name]
 
 
 def _eos_ids(tokenizer, model) -> list[int]:
@@ -155,10 +164,11 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     finished = torch.zeros(B, dtype=torch.bool, device=device)
     lengths = torch.full((B,), max_new, dtype=torch.long, device=device)
 
+    kv_dtype = _kv_dtype(cfg.kv_cache_dtype)  # the static decoder's; transformers' forward keeps its own cache
     use_static = cfg.decoder == "static" or (cfg.decoder == "auto" and supports_static(model))
     if use_static:
         decoder = StaticDecoder(model, B, L + max_new, mode="auto" if cfg.cuda_graphs else "exact", compile=cfg.compile,
-                                cpu_kernel=cfg.cpu_kernel)
+                                cpu_kernel=cfg.cpu_kernel, kv_dtype=kv_dtype)
     past, cache_kw = None, cache_kwarg(model)
 
     def next_logits(tok: torch.Tensor | None) -> torch.Tensor:

@@ -10,9 +10,10 @@
 // head_dim, 16). A block is one contiguous stretch of memory, and the 16 query-key products of a
 // block are 16 vector lanes (no sum across lanes per position). Values stay (rows, kv_heads,
 // positions, head_dim). Optionally a prompt that consecutive rows share (a GRPO group) is held once
-// per unit of rows and joined with the rows' own positions in the same softmax. Accumulation is in
-// fp32 whatever the cache dtype; results do not depend on the number of threads (each item is
-// computed by one thread, in position order).
+// per unit of rows and joined with the rows' own positions in the same softmax. The cache has the
+// queries' dtype, or bf16/fp16 under fp32 queries (half the bytes to read per step, for a model that
+// otherwise decodes in fp32). Accumulation is in fp32 whatever the dtypes; results do not depend on the
+// number of threads (each item is computed by one thread, in position order).
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -101,7 +102,8 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
   }
 }
 
-template <int64_t DD, typename T>
+// T: the query's and output's dtype; C: the cache's (the same, or bf16/fp16 under fp32 queries)
+template <int64_t DD, typename T, typename C>
 void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, const at::Tensor& pk,
             const at::Tensor& pv, const at::Tensor& pmask, int64_t P, const at::Tensor& kc, const at::Tensor& vc,
             const at::Tensor& valid, int64_t start, int64_t pos, double scale, at::Tensor& out) {
@@ -112,11 +114,11 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
   const T* qp = q.data_ptr<T>();
   const T* knp = k_new.data_ptr<T>();
   const T* vnp = v_new.data_ptr<T>();
-  const T* pkp = pk.data_ptr<T>();
-  const T* pvp = pv.data_ptr<T>();
+  const C* pkp = pk.data_ptr<C>();
+  const C* pvp = pv.data_ptr<C>();
   const bool* pmp = pmask.data_ptr<bool>();
-  T* kp = kc.data_ptr<T>();
-  T* vp = vc.data_ptr<T>();
+  C* kp = kc.data_ptr<C>();
+  C* vp = vc.data_ptr<C>();
   const bool* vmp = valid.data_ptr<bool>();
   const int64_t vstride = valid.size(1);
   T* op = out.data_ptr<T>();
@@ -125,17 +127,20 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
 
   at::parallel_for(0, B * Hkv, 16, [&](int64_t lo, int64_t hi) {  // cache the new keys and values
     for (int64_t bk = lo; bk < hi; ++bk) {
-      T* blk = kp + (bk * NB + pos / BLOCK) * D * BLOCK + pos % BLOCK;
-      for (int64_t d = 0; d < D; ++d) blk[d * BLOCK] = knp[bk * D + d];
-      std::copy(vnp + bk * D, vnp + (bk + 1) * D, vp + (bk * L + pos) * D);
+      C* blk = kp + (bk * NB + pos / BLOCK) * D * BLOCK + pos % BLOCK;
+      C* vrow = vp + (bk * L + pos) * D;
+      for (int64_t d = 0; d < D; ++d) {  // rounded to the cache's dtype as a torch copy would
+        blk[d * BLOCK] = static_cast<C>(to_float(knp[bk * D + d]));
+        vrow[d] = static_cast<C>(to_float(vnp[bk * D + d]));
+      }
     }
   });
   at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> qf(D), acc(D), s(n);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t b = item / H, kh = (item % H) / rep, u = b / g, bk = b * Hkv + kh;
-      const T* kb = kp + bk * NB * D * BLOCK;
-      const T* vb = vp + bk * L * D;
+      const C* kb = kp + bk * NB * D * BLOCK;
+      const C* vb = vp + bk * L * D;
       const T* qr = qp + item * D;
       for (int64_t d = 0; d < D; ++d) qf[d] = to_float(qr[d]) * sc;
       float* sp = s.data();
@@ -167,16 +172,16 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
 }
 
 // the common head sizes compiled for their size, others generic
-template <typename T, typename... Args>
+template <typename T, typename C, typename... Args>
 void by_head_dim(int64_t head_dim, Args&&... args) {
   switch (head_dim) {
-    case 32: attend<32, T>(args...); break;
-    case 48: attend<48, T>(args...); break;
-    case 64: attend<64, T>(args...); break;
-    case 80: attend<80, T>(args...); break;
-    case 96: attend<96, T>(args...); break;
-    case 128: attend<128, T>(args...); break;
-    default: attend<0, T>(args...);
+    case 32: attend<32, T, C>(args...); break;
+    case 48: attend<48, T, C>(args...); break;
+    case 64: attend<64, T, C>(args...); break;
+    case 80: attend<80, T, C>(args...); break;
+    case 96: attend<96, T, C>(args...); break;
+    case 128: attend<128, T, C>(args...); break;
+    default: attend<0, T, C>(args...);
   }
 }
 
@@ -211,20 +216,28 @@ at::Tensor decode_attention(at::Tensor q, at::Tensor k_new, at::Tensor v_new, at
   TORCH_CHECK(valid.dim() == 2 && valid.size(0) == B && valid.size(1) > pos && valid.scalar_type() == at::kBool,
               "decode_attention: valid must be a (B, > pos) bool tensor");
   TORCH_CHECK(kc.is_contiguous() && vc.is_contiguous(), "decode_attention: the cache kc/vc must be contiguous");
-  for (const auto& t : {k_new, v_new, pk, pv, kc, vc})
-    TORCH_CHECK(t.scalar_type() == q.scalar_type(), "decode_attention: all tensors but the masks share q's dtype");
+  TORCH_CHECK(k_new.scalar_type() == q.scalar_type() && v_new.scalar_type() == q.scalar_type(),
+              "decode_attention: k_new and v_new must have q's dtype");
+  const auto cache = kc.scalar_type();
+  TORCH_CHECK(vc.scalar_type() == cache && pk.scalar_type() == cache && pv.scalar_type() == cache,
+              "decode_attention: kc, vc, pk and pv must share a dtype");
   q = q.contiguous(), k_new = k_new.contiguous(), v_new = v_new.contiguous();
   pk = pk.contiguous(), pv = pv.contiguous(), pmask = pmask.contiguous(), valid = valid.contiguous();
   auto out = at::empty_like(q);
-  switch (q.scalar_type()) {
-    case at::kFloat:
-      by_head_dim<float>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out); break;
-    case at::kBFloat16:
-      by_head_dim<at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out); break;
-    case at::kHalf:
-      by_head_dim<at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out); break;
-    default: TORCH_CHECK(false, "decode_attention: float32, bfloat16 or float16 tensors, got ", q.scalar_type());
-  }
+  const auto dt = q.scalar_type();
+  if (dt == at::kFloat && cache == at::kFloat)
+    by_head_dim<float, float>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+  else if (dt == at::kFloat && cache == at::kBFloat16)
+    by_head_dim<float, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+  else if (dt == at::kFloat && cache == at::kHalf)
+    by_head_dim<float, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+  else if (dt == at::kBFloat16 && cache == at::kBFloat16)
+    by_head_dim<at::BFloat16, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+  else if (dt == at::kHalf && cache == at::kHalf)
+    by_head_dim<at::Half, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+  else
+    TORCH_CHECK(false, "decode_attention: queries in float32, bfloat16 or float16 with a cache of the same dtype, or "
+                "float32 queries with a bfloat16/float16 cache; got ", dt, " and ", cache);
   return out;
 }
 

@@ -54,6 +54,9 @@ class RolloutConfig:
                               "compiles once per process, falls back to eager if compiling fails)")
     cpu_kernel: bool = _f(True, "on CPU, run the decoder's attention in rlvr's C++ kernel (built once per machine, "
                                 "~30 s; torch ops where it cannot be built)")
+    kv_cache_dtype: Literal["auto", "bfloat16", "float16"] = _f(
+        "auto", "the decoder's KV cache dtype: auto = the rollout model's; bfloat16 under an fp32 model halves the "
+                "bytes each decode step reads (keys/values rounded; the model's arithmetic stays fp32)")
     backend: Literal["hf"] = _f("hf", "rollout engine; hf = rlvr.generation on the training model (vLLM: later)")
 
 

@@ -66,7 +66,7 @@ def generate_rollouts(model, tokenizer, rows: list[Problem], prompts: list[str],
     sc = SamplingConfig(max_new_tokens=cfg.rollout.max_response_tokens, temperature=cfg.rollout.temperature,
                         top_p=cfg.rollout.top_p, seed=cfg.seed, ignore_eos=cfg.rollout.ignore_eos,
                         cuda_graphs=cfg.rollout.cuda_graphs, compile=cfg.rollout.compile,
-                        cpu_kernel=cfg.rollout.cpu_kernel)
+                        cpu_kernel=cfg.rollout.cpu_kernel, kv_cache_dtype=cfg.rollout.kv_cache_dtype)
     gens = generate(model, tokenizer, flat_prompts, sc, batch_size=cfg.rollout.generation_batch_seqs,
                     return_logp=True, seeds=seeds)
     return [Rollout(slot, k, p.index, p.id, g.prompt_ids, g.response_ids, g.text, g.finish_reason, g.logp or [])

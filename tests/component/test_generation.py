@@ -54,6 +54,22 @@ def test_static_decoder_and_transformers_forward_sample_the_same(tiny_model_and_
         assert ga.logp == pytest.approx(gb.logp, abs=1e-4)
 
 
+def test_a_bf16_kv_cache_samples_from_nearly_the_same_policy(tiny_model_and_tokenizer):
+    """kv_cache_dtype=bfloat16 under the fp32 model: each returned log-prob is within bf16 rounding of a full fp32
+    forward's on the same tokens; a typo is an error that names the choices."""
+    model, tok = tiny_model_and_tokenizer
+    gens = generate(model, tok, PROMPTS, SamplingConfig(max_new_tokens=16, temperature=1.0, kv_cache_dtype="bfloat16"),
+                    return_logp=True)
+    for g in gens:
+        ids = torch.tensor([g.prompt_ids + g.response_ids])
+        with torch.no_grad():
+            logits = model(ids).logits[0, len(g.prompt_ids) - 1:-1]
+        ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(g.response_ids)[:, None]).squeeze(-1)
+        assert torch.allclose(ref, torch.tensor(g.logp), atol=5e-2)
+    with pytest.raises(ValueError, match="kv_cache_dtype must be one of"):
+        generate(model, tok, PROMPTS[:1], SamplingConfig(max_new_tokens=2, kv_cache_dtype="bf16"))
+
+
 def test_ignore_eos_runs_every_response_to_the_limit(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     gens = generate(model, tok, PROMPTS, SamplingConfig(max_new_tokens=24, temperature=1.0, ignore_eos=True))

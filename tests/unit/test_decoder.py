@@ -187,8 +187,45 @@ def test_kernel_decoding_matches_torch_op_decoding(dtype):
     _steps_agree(fast, plain, 12, N - 1, tol, drop=(5, torch.tensor([0, 5, 6, 11, 2])))
 
 
+@pytest.mark.parametrize("cpu_kernel", [True, False], ids=["kernel", "torch-ops"])
+def test_a_bf16_kv_cache_under_an_fp32_model(cpu_kernel):
+    """kv_dtype=bfloat16: keys and values cached rounded to bf16, the arithmetic fp32. The kernel and torch ops
+    read the same rounded cache (they agree to fp32 rounding); against the fp32 cache the logits move by about
+    bf16's precision, with grouped prompts, left padding and dropped rows."""
+    if cpu_kernel:
+        _kernel_or_skip()
+    torch.manual_seed(0)
+    model = _llama_gqa()
+    L, N = 7, 10
+    prompts = torch.randint(3, 50, (3, L))
+    prompts[1, :3] = 0
+    ids = prompts.repeat_interleave(4, 0)
+    attn = (ids != 0).long()
+    narrow = StaticDecoder(model, 12, L + N, kv_dtype=torch.bfloat16, cpu_kernel=cpu_kernel)
+    same = StaticDecoder(model, 12, L + N, kv_dtype=torch.bfloat16, cpu_kernel=not cpu_kernel)
+    wide = StaticDecoder(model, 12, L + N, cpu_kernel=cpu_kernel)
+    assert narrow.k.dtype == narrow.v.dtype == torch.bfloat16 and wide.k.dtype == torch.float32
+    a, b, c = (d.prefill(ids, attn) for d in (narrow, same, wide))
+    torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)  # prefill attends over its own, unrounded k/v
+    for t in range(N - 1):
+        if t == 4:
+            for d in (narrow, same, wide):
+                d.keep(torch.tensor([0, 5, 6, 11, 2]))
+        nxt = torch.randint(3, 50, (12 if t < 4 else 5,))
+        a, b, c = narrow.step(nxt), same.step(nxt), wide.step(nxt)
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(a, c, rtol=0, atol=3e-2)
+    assert (a - c).abs().max() > 0  # the cache really is narrower
+    with pytest.raises(ValueError, match="kv_dtype"):
+        StaticDecoder(model, 2, 8, kv_dtype=torch.int8)
+    with pytest.raises(ValueError, match="under an fp32 model"):
+        StaticDecoder(model.to(torch.bfloat16), 2, 8, kv_dtype=torch.float16)
+
+
 @pytest.mark.parametrize("head_dim", [32, 40])  # a size the kernel is compiled for, and the generic loop
-def test_kernel_op_writes_the_cache_and_attends_like_torch_ops(head_dim):
+@pytest.mark.parametrize("cache_dtype", [torch.float32, torch.bfloat16])  # bf16: fp32 queries, narrow cache
+def test_kernel_op_writes_the_cache_and_attends_like_torch_ops(head_dim, cache_dtype):
     from rlvr.decoder import _attend, _attend_shared, _bias, _blocked
 
     op = _kernel_or_skip()
@@ -202,23 +239,31 @@ def test_kernel_op_writes_the_cache_and_attends_like_torch_ops(head_dim):
     valid = torch.ones(B, Lc, dtype=torch.bool)
     valid[2, :5] = False
     scale = head_dim ** -0.5
-    no_pk, no_pv = torch.zeros(1, Hkv, 0, head_dim, 16), torch.zeros(1, Hkv, 0, head_dim)
+    rk, rv, rpk, rpv = (x.to(cache_dtype).float() for x in (k, v, pk, pv))  # what the cache holds
+    no_pk, no_pv = torch.zeros(1, Hkv, 0, head_dim, 16, dtype=cache_dtype), torch.zeros(1, Hkv, 0, head_dim, dtype=cache_dtype)
     for pos in (P, 15, 16, Lc - 1):  # block boundaries; the cache holds [0, pos), the call writes pos
-        kc, vc = _blocked(torch.cat([k[:, :, :pos], torch.zeros_like(k[:, :, pos:])], 2)), v.clone()
+        kc = _blocked(torch.cat([k[:, :, :pos], torch.zeros_like(k[:, :, pos:])], 2)).to(cache_dtype)
+        vc = v.clone()
         vc[:, :, pos:] = 0
-        got = op(q.view(B, H, head_dim), k[:, :, pos], v[:, :, pos], _blocked(pk), pv, pmask, kc, vc, valid, P, pos, scale)
-        want = _attend_shared(q, pk, pv, _bias(pmask), k[:, :, P:pos + 1], v[:, :, P:pos + 1], scale)
+        vc = vc.to(cache_dtype)
+        got = op(q.view(B, H, head_dim), k[:, :, pos], v[:, :, pos], _blocked(pk).to(cache_dtype), pv.to(cache_dtype),
+                 pmask, kc, vc, valid, P, pos, scale)
+        assert got.dtype == torch.float32
+        want = _attend_shared(q, rpk, rpv, _bias(pmask), rk[:, :, P:pos + 1], rv[:, :, P:pos + 1], scale)
         torch.testing.assert_close(got.view(B, H, 1, head_dim), want, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(kc, _blocked(torch.cat([k[:, :, :pos + 1], torch.zeros_like(k[:, :, pos + 1:])], 2)))
-        assert torch.equal(vc[:, :, pos], v[:, :, pos])
+        written = torch.cat([k[:, :, :pos + 1], torch.zeros_like(k[:, :, pos + 1:])], 2)
+        assert torch.equal(kc, _blocked(written).to(cache_dtype)) and torch.equal(vc[:, :, pos], v[:, :, pos].to(cache_dtype))
         # no shared prompt: every position from 0, with the row's padding masked
         got = op(q.view(B, H, head_dim), k[:, :, pos], v[:, :, pos], no_pk, no_pv, torch.zeros(1, 0, dtype=torch.bool),
                  kc, vc, valid, 0, pos, scale)
-        want = _attend(q, k[:, :, :pos + 1], v[:, :, :pos + 1], _bias(valid[:, None, None, :pos + 1]), scale)
+        want = _attend(q, rk[:, :, :pos + 1], rv[:, :, :pos + 1], _bias(valid[:, None, None, :pos + 1]), scale)
         torch.testing.assert_close(got.view(B, H, 1, head_dim), want, rtol=1e-5, atol=1e-5)
     with pytest.raises(RuntimeError, match="whole units"):
-        op(q.view(B, H, head_dim), k[:, :, 0], v[:, :, 0], torch.zeros(4, Hkv, 0, head_dim, 16),
-           torch.zeros(4, Hkv, 0, head_dim), torch.zeros(4, 0, dtype=torch.bool), kc, vc, valid, 0, 3, scale)
+        op(q.view(B, H, head_dim), k[:, :, 0], v[:, :, 0], torch.zeros(4, Hkv, 0, head_dim, 16, dtype=cache_dtype),
+           torch.zeros(4, Hkv, 0, head_dim, dtype=cache_dtype), torch.zeros(4, 0, dtype=torch.bool), kc, vc, valid, 0, 3, scale)
+    with pytest.raises(RuntimeError, match="same dtype"):  # bf16 queries over an fp32 cache: not a supported pair
+        op(q.view(B, H, head_dim).bfloat16(), k[:, :, 0].bfloat16(), v[:, :, 0].bfloat16(), no_pk.float(), no_pv.float(),
+           torch.zeros(1, 0, dtype=torch.bool), kc.float(), vc.float(), valid, 0, 3, scale)
 
 
 def test_without_a_compiler_the_decoder_warns_once_and_uses_torch_ops(monkeypatch):
