@@ -24,6 +24,16 @@ def train_file(tmp_path_factory):
     return p
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on now, for torchrun's rendezvous (a fixed port can still be held by an
+    earlier run)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def overrides(model_dir, train_file, run_dir, steps=4, extra=()):
     return [f"model.path={model_dir}", f"data.train={train_file}", "data.template=testbed", "optim.prompts_per_step=4",
             "rollout.samples_per_prompt=4", "rollout.max_response_tokens=12", f"steps={steps}", "save_every=2",
@@ -100,7 +110,7 @@ def test_torchrun_two_processes_match_one(tiny_model_dir, train_file, tmp_path, 
     subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=3, extra=extra)), check=True, env=env,
                    capture_output=True)
     r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                        f"--master_port={29533 + bool(cap)}", "-m", "rlvr.cli", "train",
+                        f"--master_port={free_port()}", "-m", "rlvr.cli", "train",
                         *overrides(tiny_model_dir, train_file, two, steps=3, extra=extra)],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -176,15 +186,15 @@ def test_fsdp_two_processes_match_one_and_resume(tiny_model_dir, train_file, tmp
     one, two = tmp_path / "one", tmp_path / "fsdp"
     subprocess.run(_cli(overrides(tiny_model_dir, train_file, one, steps=4)), check=True, env=env, capture_output=True)
 
-    def torchrun(args, port):
-        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+    def torchrun(args):
+        return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
                                "-m", "rlvr.cli", "train", *args], env=env, capture_output=True, text=True)
 
     # 2 of 4 steps, then resume from the sharded checkpoint at step 2 for the rest
-    r = torchrun(overrides(tiny_model_dir, train_file, two, steps=2, extra=("strategy=fsdp",)), 29541)
+    r = torchrun(overrides(tiny_model_dir, train_file, two, steps=2, extra=("strategy=fsdp",)))
     assert r.returncode == 0, r.stderr[-3000:]
     assert (two / "checkpoints" / "step_2" / "sharded" / "policy").is_dir()
-    r = torchrun([*overrides(tiny_model_dir, train_file, two, steps=4, extra=("strategy=fsdp",)), "--resume"], 29542)
+    r = torchrun([*overrides(tiny_model_dir, train_file, two, steps=4, extra=("strategy=fsdp",)), "--resume"])
     assert r.returncode == 0, r.stderr[-3000:]
     a, b = read_metrics(one), read_metrics(two)
     assert len(a) == len(b) == 4
