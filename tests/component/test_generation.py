@@ -6,6 +6,14 @@ from rlvr.generation import SamplingConfig, generate
 PROMPTS = ["Q: Compute 12+35*2.\nA: "] * 3 + ["Q: hi\nA: "] * 3
 
 
+def _full_forward_logp(model, g) -> torch.Tensor:
+    """Log-probs of g's response tokens under one forward of the model over prompt + response (temperature 1)."""
+    ids = torch.tensor([g.prompt_ids + g.response_ids])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(g.prompt_ids) - 1:-1]
+    return torch.log_softmax(logits, -1).gather(-1, torch.tensor(g.response_ids)[:, None]).squeeze(-1)
+
+
 def test_greedy_matches_hf_generate(tiny_model_and_tokenizer):
     model, tok = tiny_model_and_tokenizer
     gens = generate(model, tok, PROMPTS[:1] + PROMPTS[-1:], SamplingConfig(max_new_tokens=16, temperature=0))
@@ -38,11 +46,7 @@ def test_lengths_logp_and_finish(tiny_model_and_tokenizer):
             assert len(g.response_ids) == 10 and tok.eos_token_id not in g.response_ids
     # the returned log-probs are those of a full forward pass at the sampling temperature
     g = gens[0]
-    ids = torch.tensor([g.prompt_ids + g.response_ids])
-    with torch.no_grad():
-        logits = model(ids).logits[0, len(g.prompt_ids) - 1 : -1]
-    ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(g.response_ids)[:, None]).squeeze(-1)
-    assert torch.allclose(ref, torch.tensor(g.logp), atol=1e-4)
+    assert torch.allclose(_full_forward_logp(model, g), torch.tensor(g.logp), atol=1e-4)
 
 
 def test_static_decoder_and_transformers_forward_sample_the_same(tiny_model_and_tokenizer):
@@ -61,11 +65,7 @@ def test_a_bf16_kv_cache_samples_from_nearly_the_same_policy(tiny_model_and_toke
     gens = generate(model, tok, PROMPTS, SamplingConfig(max_new_tokens=16, temperature=1.0, kv_cache_dtype="bfloat16"),
                     return_logp=True)
     for g in gens:
-        ids = torch.tensor([g.prompt_ids + g.response_ids])
-        with torch.no_grad():
-            logits = model(ids).logits[0, len(g.prompt_ids) - 1:-1]
-        ref = torch.log_softmax(logits, -1).gather(-1, torch.tensor(g.response_ids)[:, None]).squeeze(-1)
-        assert torch.allclose(ref, torch.tensor(g.logp), atol=5e-2)
+        assert torch.allclose(_full_forward_logp(model, g), torch.tensor(g.logp), atol=5e-2)
     with pytest.raises(ValueError, match="kv_cache_dtype must be one of"):
         generate(model, tok, PROMPTS[:1], SamplingConfig(max_new_tokens=2, kv_cache_dtype="bf16"))
 

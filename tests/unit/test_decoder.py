@@ -157,6 +157,15 @@ def test_shared_prompt_attention_survives_dropping_rows():
     assert shared.shared is None
 
 
+def _grouped_batch(L: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """12 rows in 3 groups of 4 sharing a random prompt of L tokens, the second group's left-padded by 3:
+    ids, attention mask."""
+    prompts = torch.randint(3, 50, (3, L))
+    prompts[1, :3] = 0
+    ids = prompts.repeat_interleave(4, 0)
+    return ids, (ids != 0).long()
+
+
 def _kernel_or_skip():
     from rlvr.kernels import decode_attention
 
@@ -174,10 +183,7 @@ def test_kernel_decoding_matches_torch_op_decoding(dtype):
     torch.manual_seed(0)
     model = _llama_gqa().to(dtype)
     L, N = 7, 12
-    prompts = torch.randint(3, 50, (3, L))
-    prompts[1, :3] = 0
-    ids = prompts.repeat_interleave(4, 0)
-    attn = (ids != 0).long()
+    ids, attn = _grouped_batch(L)
     fast = StaticDecoder(model, 12, L + N)
     plain = StaticDecoder(model, 12, L + N, cpu_kernel=False)
     assert fast.kernel is not None and plain.kernel is None and fast.k.shape[-1] == 16  # keys in transposed blocks
@@ -197,10 +203,7 @@ def test_a_bf16_kv_cache_under_an_fp32_model(cpu_kernel):
     torch.manual_seed(0)
     model = _llama_gqa()
     L, N = 7, 10
-    prompts = torch.randint(3, 50, (3, L))
-    prompts[1, :3] = 0
-    ids = prompts.repeat_interleave(4, 0)
-    attn = (ids != 0).long()
+    ids, attn = _grouped_batch(L)
     narrow = StaticDecoder(model, 12, L + N, kv_dtype=torch.bfloat16, cpu_kernel=cpu_kernel)
     same = StaticDecoder(model, 12, L + N, kv_dtype=torch.bfloat16, cpu_kernel=not cpu_kernel)
     wide = StaticDecoder(model, 12, L + N, cpu_kernel=cpu_kernel)
