@@ -57,6 +57,8 @@ def supports(model) -> bool:
         return False
     if getattr(cfg, "model_type", None) == "mistral" and getattr(cfg, "sliding_window", None):
         return False
+    if getattr(cfg, "mlp_bias", False):  # Llama's option of biased MLP projections: not run here
+        return False
     inner = getattr(model, "model", None)
     return inner is not None and hasattr(inner, "layers") and hasattr(inner, "rotary_emb") and hasattr(model, "lm_head")
 
@@ -263,17 +265,26 @@ class StaticDecoder:
             raise ValueError("mode 'graph' records CUDA graphs: the model must be on a CUDA device")
         self.mode, self.span_block = mode, span_block
         self.kernel = None  # rlvr's C++ decode attention (CPU, exact mode); keys are then cached transposed
+        self.fused = None  # rlvr's C++ decode step over every layer (fp32, position-only rope, not compiled)
         if cpu_kernel and mode == "exact" and self.device.type == "cpu":
-            from rlvr.kernels import decode_attention
+            from rlvr.kernels import decode_attention, decode_layers
 
             self.kernel = decode_attention()
+            if self.kernel is not None and self.dtype == torch.float32 and self.rope_table is not None and not compile:
+                self.fused = decode_layers()
+                none = self.embed.new_zeros(0)
+                self._flat = [t if t is not None else none for w in self.layers for t in
+                              (w["ln1"], w["qkv_w"], w["qkv_b"], w["o_w"], w["o_b"], w["ln2"], w["gu_w"], w["down_w"])]
         shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
+        # exact mode reads only the positions written so far (the kernel may load a block's unwritten slots,
+        # but never uses them): no need to clear the cache; span and graph modes mask slots they read
+        alloc = torch.empty if mode == "exact" else torch.zeros
         if self.kernel is not None:  # keys in transposed blocks of _BLOCK positions
             kshape = (len(self.layers), batch, self.n_kv, -(-max_len // _BLOCK), self.head_dim, _BLOCK)
-            self.k = torch.zeros(kshape, dtype=self.kv_dtype, device=self.device)
+            self.k = alloc(kshape, dtype=self.kv_dtype, device=self.device)
         else:
-            self.k = torch.zeros(shape, dtype=self.kv_dtype, device=self.device)
-        self.v = torch.zeros(shape, dtype=self.kv_dtype, device=self.device)
+            self.k = alloc(shape, dtype=self.kv_dtype, device=self.device)
+        self.v = alloc(shape, dtype=self.kv_dtype, device=self.device)
         self._no_prompt = (self.k.new_zeros((1, self.n_kv, 0, self.head_dim, _BLOCK)),
                            self.v.new_zeros((1, self.n_kv, 0, self.head_dim)), torch.zeros((1, 0), dtype=torch.bool))
         self.share_prompts = share_prompts
@@ -361,6 +372,14 @@ class StaticDecoder:
                  expand: torch.Tensor | None = None, span: int | None = None) -> torch.Tensor:
         """The new positions ids (B, T) through every layer (see `_layer` for expand and span) -> logits of
         the last one (B, V). The caller advances t."""
+        if self.fused is not None and ids.shape[1] == 1 and span is None:  # a decode step, all layers in C++
+            sh, n = self.shared, len(self.layers)
+            pk, pv, pmask = (sh["k"], sh["v"], sh["mask"]) if sh is not None else (
+                [self._no_prompt[0]] * n, [self._no_prompt[1]] * n, self._no_prompt[2])
+            last = self.fused(F.embedding(ids[:, 0], self.embed), self._flat, self.norm_w, *self.rope_table,
+                              positions[:, 0], self.n_heads, self.eps, pk, pv, pmask, self.k, self.v, self.valid,
+                              pv[0].shape[2], self.t, self.scale)
+            return F.linear(last, self.lm_head, self.lm_bias)
         h = F.embedding(ids, self.embed)
         cos, sin = self._rope(h, positions)
         # the C++ kernel reads the valid mask itself

@@ -1,8 +1,8 @@
 """rlvr's own CPU kernels, C++ built on first use with torch's extension builder (a C++ compiler with
 OpenMP and ninja are needed; torch's build cache keeps the result, so later runs load it in a second).
 
-`decode_attention()` returns the built op, or None where it cannot be built (no compiler, another OS):
-callers then run the same arithmetic in torch ops, after one warning. Set RLVR_NATIVE=0 to never build.
+`decode_attention()` and `decode_layers()` return the built ops, or None where they cannot be built (no
+compiler, another OS): callers then run the same arithmetic in torch ops, after one warning. Set RLVR_NATIVE=0 to never build.
 The build targets this machine's CPU (-march=native) under a name that includes the CPU's model and
 flags, so a build cache shared between different machines never loads code built for another CPU.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 _SOURCE = Path(__file__).with_name("decode_attention.cpp")
 _lock = threading.Lock()
-_state: dict = {}  # "op": the loaded function or None once tried
+_state: dict = {}  # "module": the loaded extension or None once tried
 
 
 def _cpu_tag() -> str:
@@ -48,22 +48,35 @@ def _build():
     except Exception:  # noqa: BLE001 - a private helper of torch's: only decides whether to say "building"
         built = False
     if not built:
-        print("rlvr: building the CPU decode-attention kernel (once per machine, about 30 s)", file=sys.stderr, flush=True)
+        print("rlvr: building the CPU decode kernels (once per machine, about 30 s)", file=sys.stderr, flush=True)
     module = cpp_extension.load(name, [str(_SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
                                 extra_ldflags=["-fopenmp"], verbose=False)
-    return module.decode_attention
+    return module
+
+
+def _module():
+    with _lock:
+        if "module" not in _state:
+            _state["module"] = None
+            if os.environ.get("RLVR_NATIVE", "1") != "0":
+                try:
+                    _state["module"] = _build()
+                except Exception as e:  # noqa: BLE001 - any build failure means: use torch ops
+                    warnings.warn(f"rlvr: could not build the CPU decode kernels ({type(e).__name__}: "
+                                  f"{str(e).strip()[-300:]}); decoding with torch ops instead (slower). Needs a "
+                                  "C++ compiler with OpenMP and ninja; set RLVR_NATIVE=0 to skip this.", stacklevel=3)
+        return _state["module"]
 
 
 def decode_attention():
-    """The C++ decode-attention op (see decode_attention.cpp), or None where it cannot be built."""
-    with _lock:
-        if "op" not in _state:
-            _state["op"] = None
-            if os.environ.get("RLVR_NATIVE", "1") != "0":
-                try:
-                    _state["op"] = _build()
-                except Exception as e:  # noqa: BLE001 - any build failure means: use torch ops
-                    warnings.warn(f"rlvr: could not build the CPU decode-attention kernel ({type(e).__name__}: "
-                                  f"{str(e).strip()[-300:]}); decoding with torch ops instead (slower). Needs a "
-                                  "C++ compiler with OpenMP and ninja; set RLVR_NATIVE=0 to skip this.", stacklevel=2)
-        return _state["op"]
+    """The C++ decode-attention op (one layer's cache write and attention; see decode_attention.cpp), or None
+    where it cannot be built."""
+    module = _module()
+    return None if module is None else module.decode_attention
+
+
+def decode_layers():
+    """The C++ fp32 decode step over every layer (decode_attention.cpp's `decode_layers`), or None where it
+    cannot be built."""
+    module = _module()
+    return None if module is None else module.decode_layers

@@ -102,11 +102,13 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
   }
 }
 
-// T: the query's and output's dtype; C: the cache's (the same, or bf16/fp16 under fp32 queries)
+// T: the query's and output's dtype; C: the cache's (the same, or bf16/fp16 under fp32 queries). Rows
+// [row0, row1) of the batch only (inside a parallel region: on this thread).
 template <int64_t DD, typename T, typename C>
 void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_new, const at::Tensor& pk,
             const at::Tensor& pv, const at::Tensor& pmask, int64_t P, const at::Tensor& kc, const at::Tensor& vc,
-            const at::Tensor& valid, int64_t start, int64_t pos, double scale, at::Tensor& out) {
+            const at::Tensor& valid, int64_t start, int64_t pos, double scale, at::Tensor& out, int64_t row0,
+            int64_t row1) {
   const int64_t B = q.size(0), H = q.size(1), D = q.size(2);
   const int64_t U = pk.size(0), Hkv = pk.size(1), NBP = pk.size(2);
   const int64_t NB = kc.size(2), L = vc.size(2);
@@ -125,7 +127,7 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
   const float sc = static_cast<float>(scale);
   const float neg_inf = -std::numeric_limits<float>::infinity();
 
-  at::parallel_for(0, B * Hkv, 16, [&](int64_t lo, int64_t hi) {  // cache the new keys and values
+  at::parallel_for(row0 * Hkv, row1 * Hkv, 16, [&](int64_t lo, int64_t hi) {  // cache the new keys and values
     for (int64_t bk = lo; bk < hi; ++bk) {
       C* blk = kp + (bk * NB + pos / BLOCK) * D * BLOCK + pos % BLOCK;
       C* vrow = vp + (bk * L + pos) * D;
@@ -135,7 +137,7 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
       }
     }
   });
-  at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+  at::parallel_for(row0 * H, row1 * H, 1, [&](int64_t lo, int64_t hi) {
     std::vector<float> qf(D), acc(D), s(n);
     for (int64_t item = lo; item < hi; ++item) {
       const int64_t b = item / H, kh = (item % H) / rep, u = b / g, bk = b * Hkv + kh;
@@ -226,21 +228,191 @@ at::Tensor decode_attention(at::Tensor q, at::Tensor k_new, at::Tensor v_new, at
   auto out = at::empty_like(q);
   const auto dt = q.scalar_type();
   if (dt == at::kFloat && cache == at::kFloat)
-    by_head_dim<float, float>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+    by_head_dim<float, float>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out, 0, B);
   else if (dt == at::kFloat && cache == at::kBFloat16)
-    by_head_dim<float, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+    by_head_dim<float, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out, 0, B);
   else if (dt == at::kFloat && cache == at::kHalf)
-    by_head_dim<float, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+    by_head_dim<float, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out, 0, B);
   else if (dt == at::kBFloat16 && cache == at::kBFloat16)
-    by_head_dim<at::BFloat16, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+    by_head_dim<at::BFloat16, at::BFloat16>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out, 0, B);
   else if (dt == at::kHalf && cache == at::kHalf)
-    by_head_dim<at::Half, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out);
+    by_head_dim<at::Half, at::Half>(D, q, k_new, v_new, pk, pv, pmask, P, kc, vc, valid, start, pos, scale, out, 0, B);
   else
     TORCH_CHECK(false, "decode_attention: queries in float32, bfloat16 or float16 with a cache of the same dtype, or "
                 "float32 queries with a bfloat16/float16 cache; got ", dt, " and ", cache);
   return out;
 }
 
+
+namespace {
+
+// out = x / rms(x) * w for each of the B rows of x (B, N); fp32, as torch's rms_norm.
+void rms_rows(const float* __restrict x, const float* __restrict w, float* __restrict out, int64_t B, int64_t N,
+              float eps) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* xr = x + b * N;
+    float* o = out + b * N;
+    float ss = 0.0f;
+#pragma omp simd reduction(+ : ss)
+    for (int64_t i = 0; i < N; ++i) ss += xr[i] * xr[i];
+    const float r = 1.0f / std::sqrt(ss / static_cast<float>(N) + eps);
+#pragma omp simd
+    for (int64_t i = 0; i < N; ++i) o[i] = (xr[i] * r) * w[i];
+  }
+}
+
+// The rotary embedding of a row's query and key heads (read from the joint projection qkv, row width W),
+// written to q (H, D) and k (Hkv, D); its value heads copied to v (Hkv, D). c, s: cos/sin (D) of its position.
+void rotate_row(const float* __restrict row, const float* __restrict c, const float* __restrict s, int64_t H,
+                int64_t Hkv, int64_t D, float* __restrict q, float* __restrict k, float* __restrict v) {
+  const int64_t half = D / 2;
+  for (int64_t h = 0; h < H + Hkv; ++h) {
+    const float* x = row + h * D;
+    float* o = h < H ? q + h * D : k + (h - H) * D;
+#pragma omp simd
+    for (int64_t i = 0; i < half; ++i) {
+      o[i] = x[i] * c[i] - x[i + half] * s[i];
+      o[i + half] = x[i + half] * c[i + half] + x[i] * s[i + half];
+    }
+  }
+  std::copy(row + (H + Hkv) * D, row + (H + 2 * Hkv) * D, v);
+}
+
+// out (B, I) = silu(gu[:, :I]) * gu[:, I:], gu (B, 2I): the gated MLP's activation.
+void silu_mul(const float* __restrict gu, float* __restrict out, int64_t B, int64_t I) {
+  for (int64_t b = 0; b < B; ++b) {
+    const float* g = gu + b * 2 * I;
+    const float* u = g + I;
+    float* o = out + b * I;
+#pragma omp simd
+    for (int64_t i = 0; i < I; ++i) {  // sigmoid from e^-|x| (never overflows)
+      const float x = g[i];
+      const float e = exp_nonpositive(x < 0.0f ? x : -x);
+      const float sig = x < 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);
+      o[i] = x * sig * u[i];
+    }
+  }
+}
+
+}  // namespace
+
+// A whole decode step of a Llama-family model in fp32, every layer, for one new position per row:
+// h (B, hidden) the new tokens' embeddings; w per layer, in order, input_layernorm weight, joint q/k/v
+// projection weight ((H + 2 Hkv) D, hidden) and bias (or an empty tensor), o_proj weight and bias (or
+// empty), post_attention_layernorm weight, joint gate/up weight (2 I, hidden), down weight; norm_w the
+// final norm's weight; cos/sin (max_len, D) the rotary table and positions (B,) each row's position in
+// it; pks/pvs per layer and pmask the shared prompt, kc (layers, B, Hkv, blocks, D, 16) and vc (layers,
+// B, Hkv, L, D) the cache and valid, start, pos, scale as for decode_attention -> the final norm's output
+// (B, hidden).
+//
+// The batch is split into one block of rows per thread and each thread runs its rows through every
+// layer alone: its matrix products (ATen's, the BLAS of torch ops, single-threaded inside the parallel
+// region) are on half the rows but keep a core busy without waiting for the other, which for decode-sized
+// products beats splitting every product over the threads; norms, rotary, attention and the activation
+// are fused loops in between.
+at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor norm_w, at::Tensor cos, at::Tensor sin,
+                         at::Tensor positions, int64_t n_heads, double eps, std::vector<at::Tensor> pks,
+                         std::vector<at::Tensor> pvs, at::Tensor pmask, at::Tensor kc, at::Tensor vc, at::Tensor valid,
+                         int64_t start, int64_t pos, double scale) {
+  const int64_t n_layers = static_cast<int64_t>(w.size()) / 8;
+  TORCH_CHECK(static_cast<int64_t>(w.size()) == 8 * n_layers && n_layers > 0 &&
+              static_cast<int64_t>(pks.size()) == n_layers && static_cast<int64_t>(pvs.size()) == n_layers,
+              "decode_layers: 8 weights per layer and one pk/pv per layer");
+  TORCH_CHECK(h.dim() == 2 && h.scalar_type() == at::kFloat && h.device().is_cpu(),
+              "decode_layers: h must be a (B, hidden) float32 CPU tensor");
+  TORCH_CHECK(kc.dim() == 6 && vc.dim() == 5 && kc.size(0) == n_layers && vc.size(0) == n_layers &&
+              kc.is_contiguous() && vc.is_contiguous(), "decode_layers: kc (layers, B, Hkv, blocks, D, 16) and vc "
+              "(layers, B, Hkv, L, D), contiguous");
+  const int64_t B = h.size(0), hidden = h.size(1), Hkv = kc.size(2), D = kc.size(4), H = n_heads, L = vc.size(3);
+  const int64_t W = (H + 2 * Hkv) * D;
+  TORCH_CHECK(H % Hkv == 0 && kc.size(1) == B && kc.size(5) == BLOCK && kc.size(3) * BLOCK >= L && vc.size(1) == B &&
+              vc.size(2) == Hkv && vc.size(4) == D && D % 2 == 0, "decode_layers: shapes of h, kc and vc disagree");
+  TORCH_CHECK(positions.dim() == 1 && positions.size(0) == B && cos.dim() == 2 && cos.size(1) == D &&
+              sin.sizes() == cos.sizes() && cos.scalar_type() == at::kFloat && sin.scalar_type() == at::kFloat,
+              "decode_layers: positions (B,) and float32 cos/sin tables (max_len, D)");
+  TORCH_CHECK(0 <= start && start <= pos && pos < L && valid.dim() == 2 && valid.size(0) == B && valid.size(1) > pos &&
+              valid.scalar_type() == at::kBool, "decode_layers: need 0 <= start <= pos < L and valid (B, > pos) bool");
+  TORCH_CHECK(pmask.dim() == 2 && pmask.scalar_type() == at::kBool && pmask.size(0) > 0 && B % pmask.size(0) == 0,
+              "decode_layers: pmask must be (U, P) bool with B a multiple of U");
+  const auto cache = kc.scalar_type();
+  TORCH_CHECK(vc.scalar_type() == cache && (cache == at::kFloat || cache == at::kBFloat16 || cache == at::kHalf),
+              "decode_layers: the cache must be float32, bfloat16 or float16 (kc and vc alike)");
+  for (int64_t i = 0; i < n_layers; ++i) {
+    const at::Tensor* lw = &w[8 * i];
+    for (int j = 0; j < 8; ++j)
+      TORCH_CHECK(lw[j].scalar_type() == at::kFloat && lw[j].device().is_cpu(), "decode_layers: weights must be "
+                  "float32 CPU tensors");
+    TORCH_CHECK(lw[0].is_contiguous() && lw[5].is_contiguous() && lw[0].numel() == hidden && lw[5].numel() == hidden &&
+                lw[1].dim() == 2 && lw[1].size(0) == W && lw[1].size(1) == hidden && (lw[2].numel() == 0 || lw[2].numel() == W) &&
+                lw[3].dim() == 2 && lw[3].size(0) == hidden && lw[3].size(1) == H * D &&
+                (lw[4].numel() == 0 || lw[4].numel() == hidden) && lw[6].dim() == 2 && lw[6].size(1) == hidden &&
+                lw[7].dim() == 2 && lw[7].size(0) == hidden && 2 * lw[7].size(1) == lw[6].size(0),
+                "decode_layers: layer ", i, "'s weights have unexpected shapes");
+    pks[i] = pks[i].contiguous(), pvs[i] = pvs[i].contiguous();
+    TORCH_CHECK(pks[i].scalar_type() == cache && pvs[i].scalar_type() == cache && pks[i].dim() == 5 && pvs[i].dim() == 4 &&
+                pks[i].size(0) == pmask.size(0) && pks[i].size(1) == Hkv && pks[i].size(3) == D &&
+                pks[i].size(4) == BLOCK && pks[i].size(2) * BLOCK >= pvs[i].size(2) && pvs[i].size(0) == pmask.size(0) &&
+                pvs[i].size(1) == Hkv && pvs[i].size(2) == pmask.size(1) && pvs[i].size(3) == D,
+                "decode_layers: the shared prompt's pk/pv/pmask disagree with the cache");
+  }
+  TORCH_CHECK(norm_w.numel() == hidden && norm_w.is_contiguous() && norm_w.scalar_type() == at::kFloat,
+              "decode_layers: norm_w must be (hidden,) float32");
+  h = h.contiguous().clone();
+  positions = positions.to(at::kLong).contiguous(), cos = cos.contiguous(), sin = sin.contiguous();
+  pmask = pmask.contiguous(), valid = valid.contiguous();
+  const int64_t* pp = positions.data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b)
+    TORCH_CHECK(0 <= pp[b] && pp[b] < cos.size(0), "decode_layers: a position is outside the rotary table");
+  const int64_t I = w[7].size(1);
+  const auto opts = h.options();
+  auto x = at::empty({B, hidden}, opts), qkv = at::empty({B, W}, opts), gu = at::empty({B, 2 * I}, opts);
+  auto q = at::empty({B, H, D}, opts), k = at::empty({B, Hkv, D}, opts), v = at::empty({B, Hkv, D}, opts);
+  auto att = at::empty({B, H, D}, opts), act = at::empty({B, I}, opts);
+  const float feps = static_cast<float>(eps);
+  const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), B));
+  at::parallel_for(0, blocks, 1, [&](int64_t c0, int64_t c1) {
+    c10::InferenceMode no_autograd;  // worker threads do not inherit the caller's mode; weights require grad
+    for (int64_t c = c0; c < c1; ++c) {
+      const int64_t r0 = c * B / blocks, r1 = (c + 1) * B / blocks, n = r1 - r0;
+      auto rows = [&](const at::Tensor& t) { return t.narrow(0, r0, n); };
+      auto hr = rows(h), xr = rows(x), qkvr = rows(qkv), gur = rows(gu), attr = rows(att).view({n, H * D}),
+           actr = rows(act);
+      float* hp = hr.data_ptr<float>();
+      float* xp = xr.data_ptr<float>();
+      for (int64_t i = 0; i < n_layers; ++i) {
+        const at::Tensor* lw = &w[8 * i];  // ln1, qkv_w, qkv_b, o_w, o_b, ln2, gu_w, down_w
+        rms_rows(hp, lw[0].data_ptr<float>(), xp, n, hidden, feps);
+        if (lw[2].numel())
+          at::addmm_out(qkvr, lw[2], xr, lw[1].t());
+        else
+          at::mm_out(qkvr, xr, lw[1].t());
+        for (int64_t b = r0; b < r1; ++b)
+          rotate_row(qkv.data_ptr<float>() + b * W, cp + pp[b] * D, sp + pp[b] * D, H, Hkv, D,
+                     q.data_ptr<float>() + b * H * D, k.data_ptr<float>() + b * Hkv * D, v.data_ptr<float>() + b * Hkv * D);
+        const auto kci = kc.select(0, i), vci = vc.select(0, i);
+        const int64_t P = pvs[i].size(2);
+        if (cache == at::kFloat)
+          by_head_dim<float, float>(D, q, k, v, pks[i], pvs[i], pmask, P, kci, vci, valid, start, pos, scale, att, r0, r1);
+        else if (cache == at::kBFloat16)
+          by_head_dim<float, at::BFloat16>(D, q, k, v, pks[i], pvs[i], pmask, P, kci, vci, valid, start, pos, scale, att,
+                                           r0, r1);
+        else
+          by_head_dim<float, at::Half>(D, q, k, v, pks[i], pvs[i], pmask, P, kci, vci, valid, start, pos, scale, att, r0, r1);
+        if (lw[4].numel()) hr.add_(lw[4]);
+        hr.addmm_(attr, lw[3].t());
+        rms_rows(hp, lw[5].data_ptr<float>(), xp, n, hidden, feps);
+        at::mm_out(gur, xr, lw[6].t());
+        silu_mul(gur.data_ptr<float>(), actr.data_ptr<float>(), n, I);
+        hr.addmm_(actr, lw[7].t());
+      }
+      rms_rows(hp, norm_w.data_ptr<float>(), xp, n, hidden, feps);
+    }
+  });
+  return x;
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &decode_attention, "write one decode position into a static KV cache and attend over it (CPU)");
+  m.def("decode_layers", &decode_layers, "a whole fp32 decode step of a Llama-family model, every layer (CPU)");
 }

@@ -85,6 +85,9 @@ def test_unsupported_models_are_declined():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     assert not supports(GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=20)))
+    biased_mlp = LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                             num_attention_heads=4, mlp_bias=True)
+    assert not supports(LlamaForCausalLM(biased_mlp))  # the decoder's MLP has no biases: transformers' forward runs it
 
 
 @pytest.mark.parametrize("make", [_qwen2, _llama_gqa], ids=["qwen2-bias", "llama-gqa"])
@@ -267,6 +270,70 @@ def test_kernel_op_writes_the_cache_and_attends_like_torch_ops(head_dim, cache_d
     with pytest.raises(RuntimeError, match="same dtype"):  # bf16 queries over an fp32 cache: not a supported pair
         op(q.view(B, H, head_dim).bfloat16(), k[:, :, 0].bfloat16(), v[:, :, 0].bfloat16(), no_pk.float(), no_pv.float(),
            torch.zeros(1, 0, dtype=torch.bool), kc.float(), vc.float(), valid, 0, 3, scale)
+
+
+def _llama_biased_generic_head():
+    """q/k/v and o biases (attention_bias), head size 40 (the kernel's generic loop), 2 query heads per KV head."""
+    cfg = LlamaConfig(vocab_size=50, hidden_size=80, intermediate_size=96, num_hidden_layers=2, num_attention_heads=2,
+                      num_key_value_heads=1, head_dim=40, attention_bias=True)
+    m = LlamaForCausalLM(cfg).eval()
+    for name, p in m.named_parameters():
+        if name.endswith("bias"):
+            torch.nn.init.normal_(p, std=0.5)
+    return m
+
+
+@pytest.mark.parametrize("make", [_qwen2, _llama_gqa, _llama_biased_generic_head], ids=["qwen2", "llama-gqa", "llama-bias-40"])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("kv_dtype", [None, torch.bfloat16], ids=["fp32-cache", "bf16-cache"])
+def test_fused_decode_step_matches_torch_ops(make, threads, kv_dtype):
+    """An fp32 model decodes each step in C++ over every layer (`decode_layers`, each thread its own block of
+    rows): the same logits as the torch-ops step, for groups sharing prompts, left padding, dropped rows (an odd
+    count, so the threads' blocks differ in size), any thread count, a narrow cache; prefill stays in torch ops."""
+    _kernel_or_skip()
+    torch.manual_seed(0)
+    model = make()
+    L, N = 7, 12
+    ids, attn = _grouped_batch(L)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fused = StaticDecoder(model, 12, L + N, kv_dtype=kv_dtype)
+        plain = StaticDecoder(model, 12, L + N, kv_dtype=kv_dtype, cpu_kernel=False)
+        assert fused.fused is not None and plain.fused is None
+        torch.testing.assert_close(fused.prefill(ids, attn), plain.prefill(ids, attn), rtol=1e-5, atol=1e-5)
+        assert fused.shared is not None
+        _steps_agree(fused, plain, 12, N - 1, 1e-5, drop=(5, torch.tensor([0, 5, 6, 11, 2])))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_fused_step_only_for_fp32_models_and_checks_its_inputs():
+    _kernel_or_skip()
+    from rlvr.kernels import decode_layers
+
+    model = _qwen2()
+    assert StaticDecoder(model, 2, 8).fused is not None
+    bf16 = StaticDecoder(_qwen2().to(torch.bfloat16), 2, 8)
+    assert bf16.kernel is not None and bf16.fused is None  # bf16 models: the attention kernel, layers in torch ops
+    dec = StaticDecoder(model, 2, 8)
+    dec.prefill(torch.randint(3, 50, (2, 3)), torch.ones(2, 3, dtype=torch.long))
+    no_pk, no_pv, no_mask = dec._no_prompt
+    args = [torch.randn(2, 32), dec._flat, dec.norm_w, *dec.rope_table, dec.pos, 4, dec.eps, [no_pk] * 2, [no_pv] * 2,
+            no_mask, dec.k, dec.v, dec.valid, 0, 3, dec.scale]
+    assert decode_layers()(*args).shape == (2, 32)
+    bad = list(args)
+    bad[1] = dec._flat[:9] + [dec._flat[9].t()] + dec._flat[10:]  # layer 1's q/k/v weight transposed
+    with pytest.raises(RuntimeError, match="layer 1's weights have unexpected shapes"):
+        decode_layers()(*bad)
+    bad = list(args)
+    bad[0] = torch.randn(2, 32).bfloat16()
+    with pytest.raises(RuntimeError, match="float32"):
+        decode_layers()(*bad)
+    bad = list(args)
+    bad[5] = torch.tensor([0, 99])
+    with pytest.raises(RuntimeError, match="outside the rotary table"):
+        decode_layers()(*bad)
 
 
 def test_without_a_compiler_the_decoder_warns_once_and_uses_torch_ops(monkeypatch):
