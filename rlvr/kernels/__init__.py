@@ -16,7 +16,9 @@ import threading
 import warnings
 from pathlib import Path
 
-_SOURCE = Path(__file__).with_name("decode_attention.cpp")
+_HERE = Path(__file__).parent
+_SOURCES = [_HERE / "decode_attention.cpp", _HERE / "attention.cpp"]  # the first defines the Python module
+_HEADERS = [_HERE / "common.h"]
 _lock = threading.Lock()
 _state: dict = {}  # "module": the loaded extension or None once tried
 
@@ -41,16 +43,16 @@ def _build():
     import torch
     from torch.utils import cpp_extension
 
-    code = hashlib.sha1(_SOURCE.read_bytes()).hexdigest()[:10]
-    name = f"rlvr_decode_attention_{code}_{_cpu_tag()}_t{torch.__version__.split('+')[0].replace('.', '_')}"
+    code = hashlib.sha1(b"".join(f.read_bytes() for f in _SOURCES + _HEADERS)).hexdigest()[:10]
+    name = f"rlvr_kernels_{code}_{_cpu_tag()}_t{torch.__version__.split('+')[0].replace('.', '_')}"
     try:
         built = any(Path(cpp_extension._get_build_directory(name, verbose=False)).glob(f"{name}*.so"))
     except Exception:  # noqa: BLE001 - a private helper of torch's: only decides whether to say "building"
         built = False
     if not built:
-        print("rlvr: building the CPU decode kernels (once per machine, about 30 s)", file=sys.stderr, flush=True)
-    module = cpp_extension.load(name, [str(_SOURCE)], extra_cflags=["-O3", "-march=native", "-fopenmp"],
-                                extra_ldflags=["-fopenmp"], verbose=False)
+        print("rlvr: building the CPU kernels (once per machine, about a minute)", file=sys.stderr, flush=True)
+    module = cpp_extension.load(name, [str(f) for f in _SOURCES], extra_include_paths=[str(_HERE)],
+                                extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
     return module
 
 
@@ -62,7 +64,7 @@ def _module():
                 try:
                     _state["module"] = _build()
                 except Exception as e:  # noqa: BLE001 - any build failure means: use torch ops
-                    warnings.warn(f"rlvr: could not build the CPU decode kernels ({type(e).__name__}: "
+                    warnings.warn(f"rlvr: could not build its CPU kernels ({type(e).__name__}: "
                                   f"{str(e).strip()[-300:]}); decoding with torch ops instead (slower). Needs a "
                                   "C++ compiler with OpenMP and ninja; set RLVR_NATIVE=0 to skip this.", stacklevel=3)
         return _state["module"]
@@ -73,6 +75,13 @@ def decode_attention():
     where it cannot be built."""
     module = _module()
     return None if module is None else module.decode_attention
+
+
+def attention():
+    """The C++ fp32 attention of training and scoring passes (attention.cpp's `attention_forward` and
+    `attention_backward`, as a pair), or None where it cannot be built."""
+    module = _module()
+    return None if module is None else (module.attention_forward, module.attention_backward)
 
 
 def decode_layers():

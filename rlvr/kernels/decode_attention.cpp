@@ -17,6 +17,8 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include "common.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -25,28 +27,10 @@
 
 namespace {
 
+using rlvr::exp_nonpositive;
+using rlvr::to_float;
+
 constexpr int64_t BLOCK = 16;  // key positions per transposed block
-
-// exp(x) for x <= 0 (scores minus their maximum), written so the compiler vectorises it:
-// x = n ln2 + r with |r| <= ln2 / 2, a degree-6 polynomial for e^r, 2^n from the exponent bits.
-// Relative error about 2e-7, like the float exp of a maths library.
-inline float exp_nonpositive(float x) {
-  x = x < -87.0f ? -87.0f : x;
-  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest (1.5 * 2^23)
-  const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float y = p * r * r + r + 1.0f;
-  return y * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
-}
-
-inline float to_float(float x) { return x; }
-inline float to_float(at::BFloat16 x) { return __builtin_bit_cast(float, static_cast<uint32_t>(x.x) << 16); }
-inline float to_float(at::Half x) { return static_cast<float>(x); }
 
 // out[j - lo] = q . key(j) for positions lo <= j < hi of blocked keys (blocks, D, BLOCK).
 template <int64_t DD, typename T>
@@ -412,7 +396,15 @@ at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor nor
   return x;
 }
 
+// attention.cpp: attention of training and scoring passes
+std::vector<at::Tensor> attention_forward(at::Tensor q, at::Tensor k, at::Tensor v, at::Tensor mask, bool causal,
+                                          double scale);
+std::vector<at::Tensor> attention_backward(at::Tensor dout, at::Tensor q, at::Tensor k, at::Tensor v, at::Tensor out,
+                                           at::Tensor lse, at::Tensor mask, bool causal, double scale);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &decode_attention, "write one decode position into a static KV cache and attend over it (CPU)");
   m.def("decode_layers", &decode_layers, "a whole fp32 decode step of a Llama-family model, every layer (CPU)");
+  m.def("attention_forward", &attention_forward, "fp32 softmax attention of many query positions, with log-sum-exp (CPU)");
+  m.def("attention_backward", &attention_backward, "the gradients of attention_forward (CPU)");
 }

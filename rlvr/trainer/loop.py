@@ -321,6 +321,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from rlvr.analysis.response import analyse_responses
+    from rlvr.attention import set_attention
     from rlvr.config import to_yaml
     from rlvr.data import render_prompt
     from rlvr.models import load_model_and_tokenizer
@@ -343,6 +344,9 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         console.print(f"[bold]rlvr train[/] -> {run_dir}\n{to_yaml(cfg)}", highlight=False)
 
     policy, tok = load_model_and_tokenizer(cfg.model.path, dtype=cfg.model.dtype, device=device)
+    attention = set_attention(policy, cfg.model.attention)  # the reference and rollout copies inherit it
+    if dist.is_main():
+        console.print(f"attention of training passes: {attention}")
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     policy.train()
@@ -359,6 +363,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         torch.manual_seed(cfg.seed)
         critic = AutoModelForTokenClassification.from_pretrained(resolve_model_path(cfg.model.path), num_labels=1,
                                                                  local_files_only=True).to(device).train()
+        set_attention(critic, cfg.model.attention)
     fsdp = cfg.strategy == "fsdp" and dist.is_dist()  # one process: nothing to shard over
     # the rollout engine: the policy itself, or a whole copy (in the rollout dtype, or because the
     # policy is about to be sharded) that receives the weights after every update

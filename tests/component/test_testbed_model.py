@@ -77,4 +77,5 @@ def test_finished_rows_are_dropped_mid_batch_without_changing_any_sample(monkeyp
     assert len({len(g.response_ids) for g in batched}) > 1  # lengths differ, so rows finished at different steps
     for a, b in zip(batched, alone):
         assert a.response_ids == b.response_ids and a.finish_reason == b.finish_reason
-        assert a.logp == pytest.approx(b.logp, abs=1e-5)
+        # up to fp32 rounding: the matrix products of a 12-row and a 1-row batch sum in different orders
+        assert a.logp == pytest.approx(b.logp, abs=5e-5)
