@@ -7,9 +7,10 @@ hundred positions) is far from the machine's arithmetic speed. The kernel keeps 
 values and one score row in cache, visits only the keys a query's mask allows, and recomputes
 probabilities in the backward from the saved log-sum-exp.
 
-`use_rlvr_attention(model)` switches a transformers model to it (attention implementation "rlvr"); calls
-it cannot take (not fp32, not on CPU, dropout, soft-capping, a float mask, a sliding window) go to
-transformers' SDPA function unchanged, so switching is always safe. The masks are transformers' SDPA
+`use_rlvr_attention(model)` switches a transformers model to it (attention implementation "rlvr"); fp32 and
+bf16 tensors (a bf16 reference, bf16 autocast) are computed in fp32; calls it cannot take (another dtype, not on
+CPU, dropout, soft-capping, a float mask, a sliding window) go to transformers' SDPA function unchanged, so
+switching is always safe. The masks are transformers' SDPA
 masks (boolean, or none for plain causal), so padding and shared-prefix passes work as with SDPA.
 """
 
@@ -52,7 +53,8 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 
 def _takes(query, key, value, mask, dropout, kwargs) -> bool:
-    return (query.device.type == "cpu" and query.dtype == key.dtype == value.dtype == torch.float32
+    return (query.device.type == "cpu" and query.dtype == key.dtype == value.dtype
+            and query.dtype in (torch.float32, torch.bfloat16)
             and not dropout and kwargs.get("softcap") is None and kwargs.get("sliding_window") is None
             and not kwargs.get("output_attentions", False) and kwargs.get("position_bias") is None
             and (mask is None or (mask.dtype == torch.bool and mask.dim() == 4)))

@@ -1,5 +1,5 @@
 // Softmax attention of a training or scoring pass (many query positions at once), forward and
-// backward, fp32, for CPUs.
+// backward, for CPUs: fp32 or bf16 tensors, fp32 arithmetic.
 //
 // torch's CPU attention spends most of its time outside the arithmetic for the shapes of RL
 // training (head size 32 to 128, a few hundred positions): here one work item is one (row, KV head)
@@ -28,6 +28,7 @@
 namespace {
 
 using rlvr::exp_nonpositive;
+using rlvr::to_float;
 
 constexpr int64_t BLK = 16;
 constexpr float NEG_INF = -std::numeric_limits<float>::infinity();
@@ -74,11 +75,24 @@ Mask make_mask(const at::Tensor& mask, bool causal, int64_t B, int64_t H, int64_
 }
 
 // Keys (Lk rows of D, row stride rs) -> transposed blocks (ceil(Lk / 16), D, 16), zero-padded.
-void to_blocks(const float* src, int64_t rs, int64_t Lk, int64_t D, float* dst) {
+template <typename T>
+void to_blocks(const T* src, int64_t rs, int64_t Lk, int64_t D, float* dst) {
   const int64_t nb = (Lk + BLK - 1) / BLK;
   std::fill(dst, dst + nb * D * BLK, 0.0f);
   for (int64_t j = 0; j < Lk; ++j)
-    for (int64_t d = 0; d < D; ++d) dst[((j / BLK) * D + d) * BLK + j % BLK] = src[j * rs + d];
+    for (int64_t d = 0; d < D; ++d) dst[((j / BLK) * D + d) * BLK + j % BLK] = to_float(src[j * rs + d]);
+}
+
+// Rows (n of D, row stride rs) -> contiguous fp32 rows.
+template <typename T>
+void to_rows(const T* src, int64_t rs, int64_t n, int64_t D, float* dst) {
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t d = 0; d < D; ++d) dst[j * D + d] = to_float(src[j * rs + d]);
+}
+
+template <typename T>
+void store(const float* src, int64_t D, T* dst) {
+  for (int64_t d = 0; d < D; ++d) dst[d] = static_cast<T>(src[d]);
 }
 
 // A tile of QT query rows (or score rows) handled together: each key or value row loaded is used QT
@@ -199,8 +213,9 @@ struct Dims {
 
 Dims dims(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q (B, H, Lq, D), k and v (B, Hkv, Lk, D)");
-  TORCH_CHECK(q.scalar_type() == at::kFloat && k.scalar_type() == at::kFloat && v.scalar_type() == at::kFloat &&
-              q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(), "attention: float32 CPU tensors");
+  TORCH_CHECK((q.scalar_type() == at::kFloat || q.scalar_type() == at::kBFloat16) && k.scalar_type() == q.scalar_type() &&
+              v.scalar_type() == q.scalar_type() && q.device().is_cpu() && k.device().is_cpu() && v.device().is_cpu(),
+              "attention: float32 or bfloat16 CPU tensors, q, k and v alike");
   Dims d{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2), q.size(3), 0};
   TORCH_CHECK(k.size(0) == d.B && v.size(0) == d.B && v.size(1) == d.Hkv && v.size(2) == d.Lk && k.size(3) == d.D &&
               v.size(3) == d.D && d.Hkv > 0 && d.H % d.Hkv == 0, "attention: shapes of q, k and v disagree");
@@ -212,25 +227,25 @@ at::Tensor last_contiguous(const at::Tensor& t) { return t.stride(-1) == 1 ? t :
 
 constexpr int tile_for(int64_t DD) { return DD == 0 ? 1 : (DD <= 64 ? 4 : 2); }
 
-template <int64_t DD>
+template <int64_t DD, typename T>
 void forward_impl(const Dims& z, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Mask& mask,
                   float scale, at::Tensor& out, at::Tensor& lse) {
   constexpr int QT = tile_for(DD);
   const int64_t D = DD > 0 ? DD : z.D, nb = (z.Lk + BLK - 1) / BLK, ls = z.Lk;
-  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-  float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>();
+  const T *qp = q.data_ptr<T>(), *kp = k.data_ptr<T>(), *vp = v.data_ptr<T>();
+  T* op = out.data_ptr<T>();
+  float* lp = lse.data_ptr<float>();
   at::parallel_for(0, z.B * z.Hkv, 1, [&](int64_t lo_item, int64_t hi_item) {
-    std::vector<float> kb((nb + 2) * D * BLK), vr(z.Lk * D), s(QT * ls), qs(QT * D);
+    std::vector<float> kb((nb + 2) * D * BLK), vr(z.Lk * D), s(QT * ls), qs(QT * D), ob(QT * D);
     for (int64_t item = lo_item; item < hi_item; ++item) {
       const int64_t b = item / z.Hkv, kh = item % z.Hkv;
       to_blocks(kp + b * k.stride(0) + kh * k.stride(1), k.stride(2), z.Lk, D, kb.data());
-      for (int64_t j = 0; j < z.Lk; ++j)
-        std::copy_n(vp + b * v.stride(0) + kh * v.stride(1) + j * v.stride(2), D, vr.data() + j * D);
+      to_rows(vp + b * v.stride(0) + kh * v.stride(1), v.stride(2), z.Lk, D, vr.data());
       for (int64_t h = kh * z.rep; h < (kh + 1) * z.rep; ++h) {
         for (int64_t i0 = 0; i0 < z.Lq; i0 += QT) {
           int64_t qlo[QT], qhi[QT], lo = z.Lk, hi = 0;
           const bool* rows[QT];
-          float* outs[QT];
+          float* outs[QT];  // rows of ob, then stored to out
           for (int64_t i = i0 + QT; i < std::min(z.Lq, i0 + 2 * QT); ++i)  // the next tile's queries: strided rows
             for (int64_t d = 0; d < D; d += 16) __builtin_prefetch(qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2) + d);
           for (int t = 0; t < QT; ++t) {
@@ -240,10 +255,10 @@ void forward_impl(const Dims& z, const at::Tensor& q, const at::Tensor& k, const
               std::fill_n(qs.data() + t * D, D, 0.0f);
               continue;
             }
-            const float* qi = qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2);
-            for (int64_t d = 0; d < D; ++d) qs[t * D + d] = qi[d] * scale;
+            const T* qi = qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2);
+            for (int64_t d = 0; d < D; ++d) qs[t * D + d] = to_float(qi[d]) * scale;
             rows[t] = mask.span(b, h, i, z.Lk, qlo[t], qhi[t]);
-            outs[t] = op + ((b * z.Lq + i) * z.H + h) * D;  // out is (B, Lq, H, D)
+            outs[t] = ob.data() + t * D;
             if (qlo[t] < qhi[t]) lo = std::min(lo, qlo[t]), hi = std::max(hi, qhi[t]);
           }
           if (lo < hi) dots<DD, QT>(qs.data(), kb.data(), lo, hi, D, s.data(), ls);
@@ -260,38 +275,42 @@ void forward_impl(const Dims& z, const at::Tensor& q, const at::Tensor& k, const
             }
           }
           if (lo < hi) combine<DD, QT>(s.data(), ls, vr.data(), lo, hi, D, inv, outs);
+          for (int t = 0; t < QT && i0 + t < z.Lq; ++t)
+            store(ob.data() + t * D, D, op + ((b * z.Lq + i0 + t) * z.H + h) * D);  // out is (B, Lq, H, D)
         }
       }
     }
   });
 }
 
-template <int64_t DD>
+template <int64_t DD, typename T>
 void backward_impl(const Dims& z, const at::Tensor& dout, const at::Tensor& q, const at::Tensor& k,
                    const at::Tensor& v, const at::Tensor& out, const at::Tensor& lse, const Mask& mask, float scale,
                    at::Tensor& dq, at::Tensor& dk, at::Tensor& dv) {
   constexpr int QT = tile_for(DD);
   const int64_t D = DD > 0 ? DD : z.D, nb = (z.Lk + BLK - 1) / BLK, ls = z.Lk;
-  const float *qp = q.data_ptr<float>(), *kp = k.data_ptr<float>(), *vp = v.data_ptr<float>();
-  const float *op = out.data_ptr<float>(), *lp = lse.data_ptr<float>(), *gp = dout.data_ptr<float>();
-  float *dqp = dq.data_ptr<float>(), *dkp = dk.data_ptr<float>(), *dvp = dv.data_ptr<float>();
+  const T *qp = q.data_ptr<T>(), *kp = k.data_ptr<T>(), *vp = v.data_ptr<T>();
+  const T *op = out.data_ptr<T>(), *gp = dout.data_ptr<T>();
+  const float* lp = lse.data_ptr<float>();
+  T *dqp = dq.data_ptr<T>(), *dkp = dk.data_ptr<T>(), *dvp = dv.data_ptr<T>();
   at::parallel_for(0, z.B * z.Hkv, 1, [&](int64_t lo_item, int64_t hi_item) {
     std::vector<float> kb((nb + 2) * D * BLK), vb((nb + 2) * D * BLK), kr(z.Lk * D), gk(z.Lk * D), gv(z.Lk * D);
-    std::vector<float> p(QT * ls), ds(QT * ls), qs(QT * D), qraw(QT * D), g(QT * D);
+    std::vector<float> p(QT * ls), ds(QT * ls), qs(QT * D), qraw(QT * D), g(QT * D), gq(QT * D), zeros(D, 0.0f);
     for (int64_t item = lo_item; item < hi_item; ++item) {
       const int64_t b = item / z.Hkv, kh = item % z.Hkv;
-      const float* kbase = kp + b * k.stride(0) + kh * k.stride(1);
-      const float* vbase = vp + b * v.stride(0) + kh * v.stride(1);
+      const T* kbase = kp + b * k.stride(0) + kh * k.stride(1);
+      const T* vbase = vp + b * v.stride(0) + kh * v.stride(1);
       to_blocks(kbase, k.stride(2), z.Lk, D, kb.data());
       to_blocks(vbase, v.stride(2), z.Lk, D, vb.data());
-      for (int64_t j = 0; j < z.Lk; ++j) std::copy_n(kbase + j * k.stride(2), D, kr.data() + j * D);
+      to_rows(kbase, k.stride(2), z.Lk, D, kr.data());
       std::fill(gk.begin(), gk.end(), 0.0f);
       std::fill(gv.begin(), gv.end(), 0.0f);
       for (int64_t h = kh * z.rep; h < (kh + 1) * z.rep; ++h) {
         for (int64_t i0 = 0; i0 < z.Lq; i0 += QT) {
           int64_t qlo[QT], qhi[QT], lo = z.Lk, hi = 0;
           const bool* rows[QT];
-          float* dqs[QT];
+          float* dqs[QT];  // rows of gq, then stored to dq
+          T* dq_rows[QT];
           float lses[QT], delta[QT];
           for (int64_t i = i0 + QT; i < std::min(z.Lq, i0 + 2 * QT); ++i)  // the next tile's rows: strided
             for (int64_t d = 0; d < D; d += 16) {
@@ -301,27 +320,29 @@ void backward_impl(const Dims& z, const at::Tensor& dout, const at::Tensor& q, c
             }
           for (int t = 0; t < QT; ++t) {
             const int64_t i = i0 + t;
-            qlo[t] = qhi[t] = 0, rows[t] = nullptr, dqs[t] = nullptr, lses[t] = NEG_INF, delta[t] = 0.0f;
+            qlo[t] = qhi[t] = 0, rows[t] = nullptr, dqs[t] = nullptr, dq_rows[t] = nullptr, lses[t] = NEG_INF, delta[t] = 0.0f;
             std::fill_n(qs.data() + t * D, D, 0.0f);
             std::fill_n(qraw.data() + t * D, D, 0.0f);
             std::fill_n(g.data() + t * D, D, 0.0f);
             if (i >= z.Lq) continue;
-            dqs[t] = dqp + b * dq.stride(0) + h * dq.stride(1) + i * dq.stride(2);
+            dq_rows[t] = dqp + b * dq.stride(0) + h * dq.stride(1) + i * dq.stride(2);
             lses[t] = lp[(b * z.H + h) * z.Lq + i];
             rows[t] = mask.span(b, h, i, z.Lk, qlo[t], qhi[t]);
             if (lses[t] == NEG_INF || qlo[t] >= qhi[t]) {  // attended nothing: no gradient
-              std::fill_n(dqs[t], D, 0.0f);
-              dqs[t] = nullptr, qlo[t] = qhi[t] = 0, lses[t] = NEG_INF;
+              store(zeros.data(), D, dq_rows[t]);
+              dq_rows[t] = nullptr, qlo[t] = qhi[t] = 0, lses[t] = NEG_INF;
               continue;
             }
-            const float* qi = qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2);
-            const float* gi = gp + b * dout.stride(0) + i * dout.stride(1) + h * dout.stride(2);  // dout (B, Lq, H, D)
-            const float* oi = op + ((b * z.Lq + i) * z.H + h) * D;
+            dqs[t] = gq.data() + t * D;
+            const T* qi = qp + b * q.stride(0) + h * q.stride(1) + i * q.stride(2);
+            const T* gi = gp + b * dout.stride(0) + i * dout.stride(1) + h * dout.stride(2);  // dout (B, Lq, H, D)
+            const T* oi = op + ((b * z.Lq + i) * z.H + h) * D;
             for (int64_t d = 0; d < D; ++d) {
-              qraw[t * D + d] = qi[d];
-              qs[t * D + d] = qi[d] * scale;
-              g[t * D + d] = gi[d];
-              delta[t] += gi[d] * oi[d];
+              const float qd = to_float(qi[d]), gd = to_float(gi[d]);
+              qraw[t * D + d] = qd;
+              qs[t * D + d] = qd * scale;
+              g[t * D + d] = gd;
+              delta[t] += gd * to_float(oi[d]);
             }
             lo = std::min(lo, qlo[t]), hi = std::max(hi, qhi[t]);
           }
@@ -344,24 +365,35 @@ void backward_impl(const Dims& z, const at::Tensor& dout, const at::Tensor& q, c
           float ones[QT];
           std::fill_n(ones, QT, 1.0f);
           combine<DD, QT>(ds.data(), ls, kr.data(), lo, hi, D, ones, dqs);
+          for (int t = 0; t < QT; ++t)
+            if (dq_rows[t] != nullptr) store(gq.data() + t * D, D, dq_rows[t]);
           spread<DD, QT>(ds.data(), ls, qraw.data(), lo, hi, D, gk.data());
           spread<DD, QT>(p.data(), ls, g.data(), lo, hi, D, gv.data());
         }
       }
       for (int64_t j = 0; j < z.Lk; ++j) {
-        std::copy_n(gk.data() + j * D, D, dkp + b * dk.stride(0) + kh * dk.stride(1) + j * dk.stride(2));
-        std::copy_n(gv.data() + j * D, D, dvp + b * dv.stride(0) + kh * dv.stride(1) + j * dv.stride(2));
+        store(gk.data() + j * D, D, dkp + b * dk.stride(0) + kh * dk.stride(1) + j * dk.stride(2));
+        store(gv.data() + j * D, D, dvp + b * dv.stride(0) + kh * dv.stride(1) + j * dv.stride(2));
       }
     }
   });
 }
 
-#define RLVR_BY_HEAD_SIZE(fn, D, ...)       \
-  switch (D) {                              \
-    case 32: fn<32>(__VA_ARGS__); break;    \
-    case 64: fn<64>(__VA_ARGS__); break;    \
-    case 128: fn<128>(__VA_ARGS__); break;  \
-    default: fn<0>(__VA_ARGS__);            \
+#define RLVR_BY_HEAD_SIZE(fn, T, D, ...)     \
+  switch (D) {                                \
+    case 32: fn<32, T>(__VA_ARGS__); break;   \
+    case 48: fn<48, T>(__VA_ARGS__); break;   \
+    case 64: fn<64, T>(__VA_ARGS__); break;   \
+    case 128: fn<128, T>(__VA_ARGS__); break; \
+    default: fn<0, T>(__VA_ARGS__);           \
+  }
+
+// fp32 or bf16 tensors (fp32 arithmetic either way)
+#define RLVR_DISPATCH(dtype, fn, D, ...)                    \
+  if ((dtype) == at::kFloat) {                              \
+    RLVR_BY_HEAD_SIZE(fn, float, D, __VA_ARGS__)            \
+  } else {                                                  \
+    RLVR_BY_HEAD_SIZE(fn, at::BFloat16, D, __VA_ARGS__)     \
   }
 
 }  // namespace
@@ -373,8 +405,8 @@ std::vector<at::Tensor> attention_forward(at::Tensor q, at::Tensor k, at::Tensor
   const Dims z = dims(q, k, v);
   const Mask m = make_mask(mask, causal, z.B, z.H, z.Lq, z.Lk);
   auto out = at::empty({z.B, z.Lq, z.H, z.D}, q.options());
-  auto lse = at::empty({z.B, z.H, z.Lq}, q.options());
-  RLVR_BY_HEAD_SIZE(forward_impl, z.D, z, q, k, v, m, static_cast<float>(scale), out, lse);
+  auto lse = at::empty({z.B, z.H, z.Lq}, q.options().dtype(at::kFloat));
+  RLVR_DISPATCH(q.scalar_type(), forward_impl, z.D, z, q, k, v, m, static_cast<float>(scale), out, lse);
   return {out, lse};
 }
 
@@ -384,11 +416,13 @@ std::vector<at::Tensor> attention_backward(at::Tensor dout, at::Tensor q, at::Te
   q = last_contiguous(q), k = last_contiguous(k), v = last_contiguous(v), dout = last_contiguous(dout);
   const Dims z = dims(q, k, v);
   TORCH_CHECK(dout.dim() == 4 && dout.size(0) == z.B && dout.size(1) == z.Lq && dout.size(2) == z.H &&
-              dout.size(3) == z.D && dout.scalar_type() == at::kFloat, "attention_backward: dout must be (B, Lq, H, D) float32");
-  TORCH_CHECK(out.is_contiguous() && lse.is_contiguous() && out.sizes() == dout.sizes() && lse.size(0) == z.B &&
+              dout.size(3) == z.D && dout.scalar_type() == q.scalar_type(), "attention_backward: dout must be (B, Lq, H, D) "
+              "in q's dtype");
+  TORCH_CHECK(out.is_contiguous() && lse.is_contiguous() && out.sizes() == dout.sizes() && out.scalar_type() == q.scalar_type() &&
+              lse.scalar_type() == at::kFloat && lse.size(0) == z.B &&
               lse.size(1) == z.H && lse.size(2) == z.Lq, "attention_backward: out and lse as attention_forward returned them");
   const Mask m = make_mask(mask, causal, z.B, z.H, z.Lq, z.Lk);
   auto dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
-  RLVR_BY_HEAD_SIZE(backward_impl, z.D, z, dout, q, k, v, out, lse, m, static_cast<float>(scale), dq, dk, dv);
+  RLVR_DISPATCH(q.scalar_type(), backward_impl, z.D, z, dout, q, k, v, out, lse, m, static_cast<float>(scale), dq, dk, dv);
   return {dq, dk, dv};
 }

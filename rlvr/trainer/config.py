@@ -28,8 +28,8 @@ class ModelConfig:
         "auto", "weights of the rollout engine and the reference model; auto = `dtype`. bfloat16 keeps a bf16 "
         "copy of the policy for sampling, synced after every update (fp32 master weights stay in training)")
     attention: Literal["auto", "rlvr", "sdpa", "eager"] = _f(
-        "auto", "attention of the training and reference passes: rlvr = rlvr's C++ kernel (CPU, fp32 passes; other "
-        "calls go to sdpa), sdpa/eager = transformers' own; auto = rlvr on CPU where the kernel builds, else the "
+        "auto", "attention of the training and reference passes: rlvr = rlvr's C++ kernel (CPU, fp32 or bf16 "
+        "passes; other calls go to sdpa), sdpa/eager = transformers' own; auto = rlvr on CPU where the kernel builds, else the "
         "model's default")
     reference_dtype: Literal["auto", "float32", "bfloat16"] = _f(
         "auto", "weights of the reference model (KL term); auto = `rollout_dtype`. bfloat16 with fp32 rollouts "

@@ -40,7 +40,7 @@ CASES = {  # B, H, Hkv, Lq, Lk, kind
 
 
 @pytest.mark.parametrize("case", list(CASES))
-@pytest.mark.parametrize("D", [32, 40, 64, 128])  # compiled sizes (tiles of 4 and of 2 queries) and the generic loop
+@pytest.mark.parametrize("D", [32, 40, 48, 64, 128])  # compiled sizes (tiles of 4 and of 2 queries) and the generic loop
 def test_values_and_gradients_match_plain_attention(case, D):
     _kernel_or_skip()
     torch.manual_seed(0)
@@ -65,6 +65,23 @@ def test_values_and_gradients_match_plain_attention(case, D):
         torch.testing.assert_close(a.double(), b.double(), rtol=1e-4, atol=1e-5)
     if kind == "mask":
         assert out[1, 3].abs().max() == 0 and got[0][1, :, 3].abs().max() == 0
+
+
+def test_bf16_tensors_are_computed_in_fp32():
+    """bf16 q/k/v (a bf16 reference model, bf16 autocast): the fp32 result rounded once to bf16, and gradients in bf16."""
+    _kernel_or_skip()
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 17, 32).bfloat16().requires_grad_() for _ in range(3))
+    out = attention(q, k, v, None, True, 32 ** -0.5)
+    assert out.dtype == torch.bfloat16
+    want = _reference(q, k, v, None, True, 32 ** -0.5)
+    torch.testing.assert_close(out.double(), want, rtol=8e-3, atol=8e-3)  # bf16's rounding of the output
+    g = torch.randn(2, 17, 4, 32).bfloat16()
+    got = torch.autograd.grad((out * g).float().sum(), (q, k, v))
+    ref = torch.autograd.grad((want * g.double()).sum(), (q, k, v))
+    for a, b in zip(got, ref):
+        assert a.dtype == torch.bfloat16
+        torch.testing.assert_close(a.double(), b.double(), rtol=2e-2, atol=2e-2)
 
 
 def test_results_do_not_depend_on_the_thread_count():
@@ -132,12 +149,12 @@ def test_as_a_transformers_attention_it_gives_sdpas_logits_and_gradients(shared_
 
 
 def test_calls_it_cannot_take_go_to_sdpa():
-    """bf16 (e.g. under autocast) runs transformers' SDPA unchanged: the same logits as an SDPA model."""
+    """A dtype the kernel does not take (float64 here) runs transformers' SDPA unchanged: the same logits."""
     _kernel_or_skip()
     ids = torch.randint(3, 50, (2, 9))
     models = []
     for choice in ("sdpa", "rlvr"):
-        m = _qwen2().to(torch.bfloat16).eval()
+        m = _qwen2().to(torch.float64).eval()
         set_attention(m, choice)
         models.append(m)
     with torch.no_grad():
