@@ -287,6 +287,8 @@ class StaticDecoder:
         self.v = alloc(shape, dtype=self.kv_dtype, device=self.device)
         self._no_prompt = (self.k.new_zeros((1, self.n_kv, 0, self.head_dim, _BLOCK)),
                            self.v.new_zeros((1, self.n_kv, 0, self.head_dim)), torch.zeros((1, 0), dtype=torch.bool))
+        n = len(self.layers)  # the same, per layer, as the whole-step kernel takes it
+        self._no_prompts = ([self._no_prompt[0]] * n, [self._no_prompt[1]] * n, self._no_prompt[2])
         self.share_prompts = share_prompts
         self.shared = None  # exact mode, rows sharing prompts: prompt length, units, pk/pv per layer, prompt bias per unit
         self._t_idx = torch.zeros(1, dtype=torch.long, device=self.device)  # write position, as device state
@@ -373,9 +375,8 @@ class StaticDecoder:
         """The new positions ids (B, T) through every layer (see `_layer` for expand and span) -> logits of
         the last one (B, V). The caller advances t."""
         if self.fused is not None and ids.shape[1] == 1 and span is None:  # a decode step, all layers in C++
-            sh, n = self.shared, len(self.layers)
-            pk, pv, pmask = (sh["k"], sh["v"], sh["mask"]) if sh is not None else (
-                [self._no_prompt[0]] * n, [self._no_prompt[1]] * n, self._no_prompt[2])
+            sh = self.shared
+            pk, pv, pmask = (sh["k"], sh["v"], sh["mask"]) if sh is not None else self._no_prompts
             last = self.fused(F.embedding(ids[:, 0], self.embed), self._flat, self.norm_w, *self.rope_table,
                               positions[:, 0], self.n_heads, self.eps, pk, pv, pmask, self.k, self.v, self.valid,
                               pv[0].shape[2], self.t, self.scale)

@@ -37,7 +37,7 @@ class SamplingConfig:
     decoder: str = "auto"  # auto: rlvr.decoder's static KV cache when it supports the model; "hf": transformers' forward
     cuda_graphs: bool = True  # on a GPU, the static decoder replays each decode step as a CUDA graph
     compile: bool = False  # run the static decoder's per-layer pieces through torch.compile (fused kernels)
-    cpu_kernel: bool = True  # on CPU, the static decoder's attention in rlvr's C++ kernel (built on first use)
+    cpu_kernel: bool = True  # on CPU, the static decoder's steps in rlvr's C++ kernels (built on first use)
     kv_cache_dtype: str = "auto"  # the static decoder's KV cache: auto (the model's dtype), bfloat16 or float16
 
 

@@ -1,9 +1,9 @@
 """rlvr's own CPU kernels, C++ built on first use with torch's extension builder (a C++ compiler with
 OpenMP and ninja are needed; torch's build cache keeps the result, so later runs load it in a second).
 
-`decode_attention()` and `decode_layers()` return the built ops, or None where they cannot be built (no
-compiler, another OS): callers then run the same arithmetic in torch ops, after one warning. Set RLVR_NATIVE=0 to never build.
-The build targets this machine's CPU (-march=native) under a name that includes the CPU's model and
+`decode_attention()`, `decode_layers()` and `attention()` return the built ops, or None where they cannot be
+built (no compiler, another OS): callers then run the same arithmetic in torch ops (the training passes in
+transformers' own attention), after one warning. Set RLVR_NATIVE=0 to never build. The build targets this machine's CPU (-march=native) under a name that includes the CPU's model and
 flags, so a build cache shared between different machines never loads code built for another CPU.
 """
 
@@ -78,8 +78,8 @@ def decode_attention():
 
 
 def attention():
-    """The C++ fp32 attention of training and scoring passes (attention.cpp's `attention_forward` and
-    `attention_backward`, as a pair), or None where it cannot be built."""
+    """The C++ attention of training and scoring passes (attention.cpp's `attention_forward` and
+    `attention_backward`, as a pair; fp32 or bf16 tensors), or None where it cannot be built."""
     module = _module()
     return None if module is None else (module.attention_forward, module.attention_backward)
 

@@ -56,8 +56,9 @@ class RolloutConfig:
     cuda_graphs: bool = _f(True, "on a GPU, replay each decode step of the static-KV-cache decoder as a CUDA graph")
     compile: bool = _f(False, "run the decoder's per-layer pieces through torch.compile (fused elementwise kernels; "
                               "compiles once per process, falls back to eager if compiling fails)")
-    cpu_kernel: bool = _f(True, "on CPU, run the decoder's attention in rlvr's C++ kernel (built once per machine, "
-                                "~30 s; torch ops where it cannot be built)")
+    cpu_kernel: bool = _f(True, "on CPU, run decode steps in rlvr's C++ kernels (an fp32 model's whole step, else "
+                                "the attention; built once per machine, about a minute; torch ops where they cannot be "
+                                "built)")
     kv_cache_dtype: Literal["auto", "bfloat16", "float16"] = _f(
         "auto", "the decoder's KV cache dtype: auto = the rollout model's; bfloat16 under an fp32 model halves the "
                 "bytes each decode step reads (keys/values rounded; the model's arithmetic stays fp32)")
