@@ -67,6 +67,11 @@ def rlvr_attention_forward(module, query, key, value, attention_mask, dropout: f
 
     from rlvr.kernels import attention as ops
 
+    if query.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        # under autocast the rotated q/k come out fp32 and v in the autocast dtype; SDPA would cast all three to
+        # that dtype, and so does this (then the kernel takes the call instead of leaving it to SDPA)
+        dt = torch.get_autocast_dtype("cpu")
+        query, key, value = query.to(dt), key.to(dt), value.to(dt)
     pair = ops() if _takes(query, key, value, attention_mask, dropout, kwargs) else None
     if pair is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,

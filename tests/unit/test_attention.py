@@ -148,6 +148,36 @@ def test_as_a_transformers_attention_it_gives_sdpas_logits_and_gradients(shared_
         torch.testing.assert_close(gb[name], ga[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
+def test_under_bf16_autocast_the_kernel_takes_the_call(monkeypatch):
+    """Under bf16 autocast (model.mixed_precision: bf16) the rotated q/k come out fp32 and v bf16: the kernel takes
+    the call with all three in bf16, as SDPA would cast them, instead of leaving it to SDPA; logits and gradients
+    as SDPA's under the same autocast, to bf16 precision."""
+    _kernel_or_skip()
+    import transformers.integrations.sdpa_attention as sdpa_module
+
+    ids = torch.randint(3, 50, (4, 14))
+    attn = torch.ones_like(ids)
+    attn[1, 10:] = 0
+    sdpa = _qwen2().train()
+    sdpa.set_attn_implementation("sdpa")
+    ours = _qwen2().train()
+    assert set_attention(ours, "auto") == "rlvr"
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        la, ga = _logits_and_grads(sdpa, ids, attn)
+
+    def refuse(*a, **k):
+        raise AssertionError("the kernel left a bf16-autocast call to SDPA")
+
+    monkeypatch.setattr(sdpa_module, "sdpa_attention_forward", refuse)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lb, gb = _logits_and_grads(ours, ids, attn)
+    keep = attn[:, START + 1:, None].bool()
+    torch.testing.assert_close(lb * keep, la * keep, rtol=0, atol=2e-2)
+    for name in ga:
+        scale = float(ga[name].abs().max())
+        torch.testing.assert_close(gb[name], ga[name], rtol=0, atol=5e-2 * scale, msg=name)
+
+
 def test_calls_it_cannot_take_go_to_sdpa():
     """A dtype the kernel does not take (float64 here) runs transformers' SDPA unchanged: the same logits."""
     _kernel_or_skip()
