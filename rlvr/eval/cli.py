@@ -54,6 +54,10 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     model, tok = load_model_and_tokenizer(args.model)
+    import gc
+
+    gc.collect()
+    gc.freeze()  # the libraries' and the model's long-lived objects: not walked again by every full collection
     cfg = EvalConfig(protocol=args.protocol, n_samples=args.n_samples, temperature=args.temperature,
                      top_p=args.top_p, max_new_tokens=args.max_new_tokens, template=args.template, seed=args.seed,
                      limit=args.limit, batch_size=args.batch_size, grading=args.grading, workers=args.workers)

@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 
 _HERE = Path(__file__).parent
-_SOURCES = [_HERE / "decode_attention.cpp", _HERE / "attention.cpp"]  # the first defines the Python module
+_SOURCES = [_HERE / "decode_attention.cpp", _HERE / "attention.cpp", _HERE / "layers.cpp"]  # the first defines the Python module
 _HEADERS = [_HERE / "common.h"]
 _lock = threading.Lock()
 _state: dict = {}  # "module": the loaded extension or None once tried
@@ -89,3 +89,10 @@ def decode_layers():
     cannot be built."""
     module = _module()
     return None if module is None else module.decode_layers
+
+
+def layers():
+    """The C++ RMSNorm and SiLU-gated activation of training and scoring passes (layers.cpp), as an object with
+    `rms_norm_forward`, `rms_norm_backward`, `swiglu_forward` and `swiglu_backward`, or None where they cannot
+    be built."""
+    return _module()

@@ -24,6 +24,12 @@ inline float exp_nonpositive(float x) {
   return y * __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
 }
 
+// The logistic sigmoid from e^-|x| (never overflows), branch-free so loops over it vectorise.
+inline float sigmoid(float x) {
+  const float e = exp_nonpositive(x < 0.0f ? x : -x);
+  return x < 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);
+}
+
 inline float to_float(float x) { return x; }
 inline float to_float(at::BFloat16 x) { return __builtin_bit_cast(float, static_cast<uint32_t>(x.x) << 16); }
 inline float to_float(at::Half x) { return static_cast<float>(x); }

@@ -269,12 +269,7 @@ void silu_mul(const float* __restrict gu, float* __restrict out, int64_t B, int6
     const float* u = g + I;
     float* o = out + b * I;
 #pragma omp simd
-    for (int64_t i = 0; i < I; ++i) {  // sigmoid from e^-|x| (never overflows)
-      const float x = g[i];
-      const float e = exp_nonpositive(x < 0.0f ? x : -x);
-      const float sig = x < 0.0f ? e / (1.0f + e) : 1.0f / (1.0f + e);
-      o[i] = x * sig * u[i];
-    }
+    for (int64_t i = 0; i < I; ++i) o[i] = g[i] * rlvr::sigmoid(g[i]) * u[i];
   }
 }
 
@@ -402,9 +397,19 @@ std::vector<at::Tensor> attention_forward(at::Tensor q, at::Tensor k, at::Tensor
 std::vector<at::Tensor> attention_backward(at::Tensor dout, at::Tensor q, at::Tensor k, at::Tensor v, at::Tensor out,
                                            at::Tensor lse, at::Tensor mask, bool causal, double scale);
 
+// layers.cpp: RMSNorm and the SiLU-gated activation of training and scoring passes
+std::vector<at::Tensor> rms_norm_forward(at::Tensor x, at::Tensor w, double eps);
+std::vector<at::Tensor> rms_norm_backward(at::Tensor dy, at::Tensor x, at::Tensor w, at::Tensor rstd);
+at::Tensor swiglu_forward(at::Tensor g, at::Tensor u);
+std::vector<at::Tensor> swiglu_backward(at::Tensor dh, at::Tensor g, at::Tensor u);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &decode_attention, "write one decode position into a static KV cache and attend over it (CPU)");
   m.def("decode_layers", &decode_layers, "a whole fp32 decode step of a Llama-family model, every layer (CPU)");
   m.def("attention_forward", &attention_forward, "fp32 softmax attention of many query positions, with log-sum-exp (CPU)");
   m.def("attention_backward", &attention_backward, "the gradients of attention_forward (CPU)");
+  m.def("rms_norm_forward", &rms_norm_forward, "RMSNorm of the last dimension, with the rows' 1/rms (CPU)");
+  m.def("rms_norm_backward", &rms_norm_backward, "the gradients of rms_norm_forward (CPU)");
+  m.def("swiglu_forward", &swiglu_forward, "silu(gate) * up (CPU)");
+  m.def("swiglu_backward", &swiglu_backward, "the gradients of swiglu_forward (CPU)");
 }

@@ -31,6 +31,10 @@ class ModelConfig:
         "auto", "attention of the training and reference passes: rlvr = rlvr's C++ kernel (CPU, fp32 or bf16 "
         "passes; other calls go to sdpa), sdpa/eager = transformers' own; auto = rlvr on CPU where the kernel builds, else the "
         "model's default")
+    fused_layers: bool = _f(
+        True, "on CPU, run the training and reference passes' RMSNorms and SiLU-gated MLP activations in rlvr's C++ "
+        "kernels (one pass over memory each, forward and backward; rlvr.fused); no effect on GPU or where they "
+        "cannot be built")
     reference_dtype: Literal["auto", "float32", "bfloat16"] = _f(
         "auto", "weights of the reference model (KL term); auto = `rollout_dtype`. bfloat16 with fp32 rollouts "
         "is the fastest mix on CPUs, where small bf16 decode steps are slower than fp32 ones")

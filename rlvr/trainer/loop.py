@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import json
 import time
 from collections import defaultdict
@@ -324,9 +325,11 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
     from rlvr.attention import set_attention
     from rlvr.config import to_yaml
     from rlvr.data import render_prompt
+    from rlvr.fused import use_fused_layers
     from rlvr.models import load_model_and_tokenizer
     from rlvr.reward import Grader
     from rlvr.utils.io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+    from rlvr.utils.memory import retain_freed_memory
 
     device = dist.init_from_env()
     console = console or Console()
@@ -343,10 +346,14 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         atomic_write_text(run_dir / "config.yaml", to_yaml(cfg))
         console.print(f"[bold]rlvr train[/] -> {run_dir}\n{to_yaml(cfg)}", highlight=False)
 
+    if torch.device(device).type == "cpu":
+        retain_freed_memory()  # activations' pages are reused, not faulted in again every pass
     policy, tok = load_model_and_tokenizer(cfg.model.path, dtype=cfg.model.dtype, device=device)
     attention = set_attention(policy, cfg.model.attention)  # the reference and rollout copies inherit it
+    fused = use_fused_layers(policy) if cfg.model.fused_layers else 0  # and these
     if dist.is_main():
-        console.print(f"attention of training passes: {attention}")
+        console.print(f"attention of training passes: {attention}; C++ RMSNorm/MLP layers: "
+                      f"{f'{fused} modules' if fused else 'none'}")
     if cfg.model.gradient_checkpointing:
         policy.gradient_checkpointing_enable()
     policy.train()
@@ -364,6 +371,8 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
         critic = AutoModelForTokenClassification.from_pretrained(resolve_model_path(cfg.model.path), num_labels=1,
                                                                  local_files_only=True).to(device).train()
         set_attention(critic, cfg.model.attention)
+        if cfg.model.fused_layers:
+            use_fused_layers(critic)
     fsdp = cfg.strategy == "fsdp" and dist.is_dist()  # one process: nothing to shard over
     # the rollout engine: the policy itself, or a whole copy (in the rollout dtype, or because the
     # policy is about to be sharded) that receives the weights after every update
@@ -439,6 +448,10 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 out[M.eval_key(b, k)] = m[k]
         return out
 
+    # the libraries, models and data loaded so far are hundreds of thousands of long-lived Python objects that
+    # every full garbage collection would walk again (~0.1-0.2 s each, a few times per run's steps): set them aside
+    gc.collect()
+    gc.freeze()
     try:
         if start == 0 and cfg.eval.at_start and cfg.eval.benchmarks:
             ev = run_eval(0)

@@ -172,6 +172,30 @@ def test_reference_dtype_casts_the_reference_alone(tiny_model_dir, train_file, t
     assert abs(kl["fp32"]) < 1e-9 < kl["bf16ref"] < 1e-2, kl  # measured: 0.0 and 3.9e-7
 
 
+def test_cpu_kernels_of_the_training_passes_leave_the_run_unchanged(tiny_model_dir, train_file, tmp_path, capsys):
+    """model.fused_layers (C++ RMSNorm/MLP) and model.attention=rlvr against transformers' own modules with SDPA:
+    the same run to float rounding (the rollouts come from the decoder either way), and the start says which."""
+    from rlvr.config import load_config
+    from rlvr.kernels import layers
+    from rlvr.trainer.config import TrainConfig
+    from rlvr.trainer.loop import train
+
+    if layers() is None:
+        pytest.skip("rlvr's C++ kernels could not be built on this machine")
+    runs = {}
+    for name, extra in (("kernels", ()), ("torch", ("model.fused_layers=false", "model.attention=sdpa"))):
+        run = tmp_path / name
+        train(load_config(TrainConfig, None, overrides(tiny_model_dir, train_file, run, steps=2, extra=extra)))
+        runs[name] = read_metrics(run)
+    out = capsys.readouterr().out
+    assert "attention of training passes: rlvr; C++ RMSNorm/MLP layers: 7 modules" in out  # 2 layers: 2 x 2 norms + final + 2 MLPs
+    assert "attention of training passes: sdpa; C++ RMSNorm/MLP layers: none" in out
+    for a, b in zip(runs["kernels"], runs["torch"]):
+        assert a[M.SCORE_MEAN] == b[M.SCORE_MEAN]
+        for key in (M.PG_LOSS, M.KL_LOSS, M.ENTROPY):
+            assert math.isclose(a[key], b[key], rel_tol=1e-4, abs_tol=1e-7), (key, a[key], b[key])
+
+
 def test_bad_reward_fn_is_a_clear_error(capsys, tiny_model_dir, train_file):
     from rlvr.cli import main
 
