@@ -225,7 +225,8 @@ Dims dims(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
 
 at::Tensor last_contiguous(const at::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); }
 
-constexpr int tile_for(int64_t DD) { return DD == 0 ? 1 : (DD <= 64 ? 4 : 2); }
+// queries per tile: as many as keep the accumulators of `dots` and `combine` in the 32 vector registers
+constexpr int tile_for(int64_t DD) { return DD == 0 ? 1 : (DD <= 32 ? 8 : (DD <= 64 ? 4 : 2)); }
 
 template <int64_t DD, typename T>
 void forward_impl(const Dims& z, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Mask& mask,
