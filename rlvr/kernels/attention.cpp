@@ -92,7 +92,7 @@ void to_rows(const T* src, int64_t rs, int64_t n, int64_t D, float* dst) {
 
 template <typename T>
 void store(const float* src, int64_t D, T* dst) {
-  for (int64_t d = 0; d < D; ++d) dst[d] = static_cast<T>(src[d]);
+  for (int64_t d = 0; d < D; ++d) dst[d] = rlvr::from_float<T>(src[d]);
 }
 
 // A tile of QT query rows (or score rows) handled together: each key or value row loaded is used QT

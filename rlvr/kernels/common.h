@@ -34,4 +34,17 @@ inline float to_float(float x) { return x; }
 inline float to_float(at::BFloat16 x) { return __builtin_bit_cast(float, static_cast<uint32_t>(x.x) << 16); }
 inline float to_float(at::Half x) { return static_cast<float>(x); }
 
+// float -> T; bf16 rounds to nearest even like at::BFloat16(float), but written so loops over it vectorise
+// (NaN stays NaN).
+template <typename T>
+inline T from_float(float x) {
+  return static_cast<T>(x);
+}
+template <>
+inline at::BFloat16 from_float<at::BFloat16>(float x) {
+  const uint32_t u = __builtin_bit_cast(uint32_t, x);
+  const uint32_t r = (u & 0x7FFFFFFFu) > 0x7F800000u ? 0x7FC0u : (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+  return at::BFloat16(static_cast<uint16_t>(r), at::BFloat16::from_bits());
+}
+
 }  // namespace rlvr

@@ -116,8 +116,8 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
       C* blk = kp + (bk * NB + pos / BLOCK) * D * BLOCK + pos % BLOCK;
       C* vrow = vp + (bk * L + pos) * D;
       for (int64_t d = 0; d < D; ++d) {  // rounded to the cache's dtype as a torch copy would
-        blk[d * BLOCK] = static_cast<C>(to_float(knp[bk * D + d]));
-        vrow[d] = static_cast<C>(to_float(vnp[bk * D + d]));
+        blk[d * BLOCK] = rlvr::from_float<C>(to_float(knp[bk * D + d]));
+        vrow[d] = rlvr::from_float<C>(to_float(vnp[bk * D + d]));
       }
     }
   });
@@ -152,7 +152,7 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
       weighted_sum<DD>(sp + P, vb + start * D, S, D, acc.data());
       const float inv = total > 0.0f ? 1.0f / total : 0.0f;
       T* o = op + item * D;
-      for (int64_t d = 0; d < D; ++d) o[d] = static_cast<T>(acc[d] * inv);
+      for (int64_t d = 0; d < D; ++d) o[d] = rlvr::from_float<T>(acc[d] * inv);
     }
   });
 }

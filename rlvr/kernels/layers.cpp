@@ -25,7 +25,7 @@ using rlvr::sigmoid;
 using rlvr::to_float;
 
 inline void put(float* p, float v) { *p = v; }
-inline void put(at::BFloat16* p, float v) { *p = at::BFloat16(v); }
+inline void put(at::BFloat16* p, float v) { *p = rlvr::from_float<at::BFloat16>(v); }
 
 void check(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.device().is_cpu(), what, " must be a CPU tensor");
