@@ -155,6 +155,7 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
     seed_t = torch.tensor([int(s) & 0x7FFFFFFFFFFFFFFF for s in seeds], dtype=torch.long, device=device)
     check_every = 1 if device.type == "cpu" else 16  # all-finished test syncs the GPU: do it now and then
     eos_t = torch.tensor(eos, dtype=torch.long, device=device) if eos else None
+    ends = eos_t is not None and not cfg.ignore_eos  # whether a row can stop before max_new tokens
     greedy = cfg.temperature <= 0
     temp = 1.0 if greedy else cfg.temperature
 
@@ -203,14 +204,16 @@ def _generate_batch(model, prompt_ids: list[list[int]], seeds: list[int], cfg: S
             tok = sample_from_logits(_top_p_mask(logits, cfg.top_p), noise[at, t])
         if return_logp:
             out_logp[at, t] = torch.log_softmax(logits, -1).gather(-1, tok[:, None]).squeeze(-1)
+        if not ends:  # no row can finish early (no EOS, or EOS banned): nothing to track
+            out_tokens[at, t] = tok
+            continue
         done = finished[at]  # of the rows still run: finished before this token (EOS emitted)
         tok = torch.where(done, pad_id, tok)
         out_tokens[at, t] = tok
-        if eos_t is not None:
-            hit = torch.isin(tok, eos_t) & ~done
-            lengths[at] = torch.where(hit, t + 1, lengths[at])
-            done = done | hit
-            finished[at] = done
+        hit = torch.isin(tok, eos_t) & ~done
+        lengths[at] = torch.where(hit, t + 1, lengths[at])
+        done = done | hit
+        finished[at] = done
         if (t + 1) % check_every == 0:
             n_live = len(rows) - int(done.sum())
             if n_live == 0:
