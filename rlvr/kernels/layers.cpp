@@ -13,6 +13,7 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -49,28 +50,34 @@ void rms_fwd(const T* x, const T* w, T* y, float* rstd, int64_t rows, int64_t N,
   });
 }
 
-// dx = s (g - n mean(g n)) with n = x s, g = dy w; dw = sum over rows of dy n (per-thread partial sums).
+// dx = s (g - n mean(g n)) with n = x s, g = dy w; dw = sum over rows of dy n: each chunk of CHUNK rows sums its
+// own partial row, and the partials are added in chunk order, so dw does not depend on the thread count.
+constexpr int64_t CHUNK = 64;
+
 template <typename T>
 void rms_bwd(const T* dy, const T* x, const T* w, const float* rstd, T* dx, float* dw_parts, int64_t rows, int64_t N) {
-  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / N), [&](int64_t r0, int64_t r1) {
-    float* dw = dw_parts + at::get_thread_num() * N;
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* dyr = dy + r * N;
-      const T* xr = x + r * N;
-      T* dxr = dx + r * N;
-      const float s = rstd[r];
-      float dot = 0.0f;
+  const int64_t chunks = (rows + CHUNK - 1) / CHUNK;
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* dw = dw_parts + c * N;
+      for (int64_t r = c * CHUNK; r < std::min(rows, (c + 1) * CHUNK); ++r) {
+        const T* dyr = dy + r * N;
+        const T* xr = x + r * N;
+        T* dxr = dx + r * N;
+        const float s = rstd[r];
+        float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t i = 0; i < N; ++i) {
-        const float d = to_float(dyr[i]), n = to_float(xr[i]) * s;
-        dot += d * to_float(w[i]) * n;
-        dw[i] += d * n;
-      }
-      const float c = dot / static_cast<float>(N);
+        for (int64_t i = 0; i < N; ++i) {
+          const float d = to_float(dyr[i]), n = to_float(xr[i]) * s;
+          dot += d * to_float(w[i]) * n;
+          dw[i] += d * n;
+        }
+        const float m = dot / static_cast<float>(N);
 #pragma omp simd
-      for (int64_t i = 0; i < N; ++i) {
-        const float n = to_float(xr[i]) * s;
-        put(dxr + i, s * (to_float(dyr[i]) * to_float(w[i]) - n * c));
+        for (int64_t i = 0; i < N; ++i) {
+          const float n = to_float(xr[i]) * s;
+          put(dxr + i, s * (to_float(dyr[i]) * to_float(w[i]) - n * m));
+        }
       }
     }
   });
@@ -126,14 +133,21 @@ std::vector<at::Tensor> rms_norm_backward(at::Tensor dy, at::Tensor x, at::Tenso
   w = w.contiguous();
   const int64_t N = w.numel(), rows = x.numel() / N;
   auto dx = at::empty_like(x);
-  auto parts = at::zeros({at::get_num_threads(), N}, x.options().dtype(at::kFloat));
+  const int64_t chunks = (rows + CHUNK - 1) / CHUNK;
+  auto parts = at::zeros({chunks, N}, x.options().dtype(at::kFloat));
   if (x.scalar_type() == at::kFloat)
     rms_bwd(dy.data_ptr<float>(), x.data_ptr<float>(), w.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr<float>(),
             parts.data_ptr<float>(), rows, N);
   else
     rms_bwd(dy.data_ptr<at::BFloat16>(), x.data_ptr<at::BFloat16>(), w.data_ptr<at::BFloat16>(), rstd.data_ptr<float>(),
             dx.data_ptr<at::BFloat16>(), parts.data_ptr<float>(), rows, N);
-  return {dx, parts.sum(0).to(w.scalar_type())};
+  auto dw = at::zeros({N}, x.options().dtype(at::kFloat));
+  float* dwp = dw.data_ptr<float>();
+  const float* pp = parts.data_ptr<float>();
+  for (int64_t c = 0; c < chunks; ++c)  // in order: the same sum whatever the thread count
+#pragma omp simd
+    for (int64_t i = 0; i < N; ++i) dwp[i] += pp[c * N + i];
+  return {dx, dw.to(w.scalar_type()).view(w.sizes())};
 }
 
 at::Tensor swiglu_forward(at::Tensor g, at::Tensor u) {

@@ -75,6 +75,29 @@ def test_bf16_tensors_are_computed_in_fp32_and_rounded_once():
     assert (h.float() - want.float()).abs().max() <= 1e-2 * want.float().abs().max()  # at most a last-bit difference
 
 
+def test_results_do_not_depend_on_the_thread_count():
+    """The weight gradient sums over rows in fixed chunks, added in order: the same bits on 1 or 2 threads (a
+    training run's metrics do not change with `threads`)."""
+    _kernels_or_skip()
+    torch.manual_seed(0)
+    x, w = torch.randn(300, 64), 1 + 0.3 * torch.randn(64)
+    g, u, dy = torch.randn(300, 96), torch.randn(300, 96), torch.randn(300, 64)
+    runs = []
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            xs, ws = x.clone().requires_grad_(), w.clone().requires_grad_()
+            gs, us = g.clone().requires_grad_(), u.clone().requires_grad_()
+            y = rms_norm(xs, ws, 1e-6)
+            h = swiglu(gs, us)
+            runs.append([y, h, *torch.autograd.grad((y * dy).sum() + h.square().sum(), (xs, ws, gs, us))])
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
 FAMILIES = {  # config class, extra config: every family use_fused_layers switches
     "qwen2": ("Qwen2Config", {}),
     "qwen3": ("Qwen3Config", {"head_dim": 16}),  # Qwen3 also normalises q and k per head
