@@ -99,9 +99,10 @@ def _mlp_forward(self, x: torch.Tensor) -> torch.Tensor:
 
 
 def _silu(act) -> bool:
-    from transformers.activations import SiLUActivation
+    from transformers import activations
 
-    return isinstance(act, (SiLUActivation, torch.nn.SiLU))
+    kinds = tuple(k for k in (getattr(activations, "SiLUActivation", None), torch.nn.SiLU) if k is not None)
+    return isinstance(act, kinds)
 
 
 def use_fused_layers(model) -> int:

@@ -589,6 +589,7 @@ def train(cfg: TrainConfig, resume: bool = False, console=None) -> dict:
                 bar.update(task, advance=1, info=f"reward {mean_r:.3f}  zero-std {row[M.FRAC_ZERO_STD]:.2f}  "
                                                  f"len {row[M.RESP_LEN_MEAN]:.0f}  {row[M.TOKENS_PER_S]:.0f} tok/s")
     finally:
+        gc.unfreeze()  # this run's objects may be collected again (the demo and experiments train in one process)
         grader.close()
         if tb is not None:
             tb.close()

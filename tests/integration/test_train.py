@@ -1,5 +1,6 @@
 """End-to-end training on a tiny random model: metrics, exact resume after SIGKILL, torchrun 2 = 1."""
 
+import gc
 import json
 import math
 import os
@@ -186,6 +187,7 @@ def test_cpu_kernels_of_the_training_passes_leave_the_run_unchanged(tiny_model_d
     for name, extra in (("kernels", ()), ("torch", ("model.fused_layers=false", "model.attention=sdpa"))):
         run = tmp_path / name
         train(load_config(TrainConfig, None, overrides(tiny_model_dir, train_file, run, steps=2, extra=extra)))
+        assert gc.get_freeze_count() == 0  # the loop's frozen objects are collectable again once it returns
         runs[name] = read_metrics(run)
     out = capsys.readouterr().out
     assert "attention of training passes: rlvr; C++ RMSNorm/MLP layers: 7 modules" in out  # 2 layers: 2 x 2 norms + final + 2 MLPs
