@@ -3,7 +3,7 @@
 import torch
 
 from rlvr.algo import entropy_from_logits, token_logp_from_logits
-from rlvr.trainer.loop import forward_logp, response_start
+from rlvr.trainer.passes import forward_logp, response_start
 from rlvr.trainer.rollout import Rollout, pad_batch
 
 
@@ -36,7 +36,7 @@ def _rollouts(shapes, seed=0):
 
 
 def test_micro_batches_group_rows_by_length_and_trim_padding(tiny_model_and_tokenizer):
-    from rlvr.trainer.loop import micro_batches
+    from rlvr.trainer.passes import micro_batches
 
     _, tok = tiny_model_and_tokenizer
     shapes = [(9, 5), (6, 8), (12, 3), (7, 20), (8, 1)]  # lengths 14, 14, 15, 27, 9
@@ -102,7 +102,7 @@ def _grouped_batch(tok, seed=0):
 
 
 def test_a_shared_prompt_prefix_gives_the_full_passes_log_probs_and_gradients(tiny_model_and_tokenizer):
-    from rlvr.trainer.loop import policy_logits, shared_prefix
+    from rlvr.trainer.passes import policy_logits, shared_prefix
 
     model, tok = tiny_model_and_tokenizer
     batch = _grouped_batch(tok)
@@ -141,7 +141,7 @@ def test_a_shared_prompt_prefix_gives_the_full_passes_log_probs_and_gradients(ti
 
 
 def test_shared_prefix_is_used_only_where_it_saves_tokens(tiny_model_and_tokenizer):
-    from rlvr.trainer.loop import shared_prefix
+    from rlvr.trainer.passes import shared_prefix
 
     _, tok = tiny_model_and_tokenizer
     distinct = pad_batch(_rollouts([(9, 5), (6, 8), (12, 3)]), tok.pad_token_id)

@@ -113,7 +113,7 @@ START = 5  # logits from column 5 on (the responses'), as the update computes th
 
 
 def _logits_and_grads(model, ids, attn, prompt_len=None):
-    from rlvr.trainer.loop import policy_logits
+    from rlvr.trainer.passes import policy_logits
 
     model.zero_grad()
     logits = policy_logits(model, ids, attn, START, prompt_len)  # (B, L - 1 - START, V)
@@ -133,7 +133,7 @@ def test_as_a_transformers_attention_it_gives_sdpas_logits_and_gradients(shared_
     attn[4, 12:] = 0
     prompt_len = torch.full((6,), 6) if shared_prefix else None  # shared: the first 5 tokens run once
     if shared_prefix:
-        from rlvr.trainer.loop import shared_prefix as split
+        from rlvr.trainer.passes import shared_prefix as split
 
         assert split(ids, prompt_len)[0] <= START  # the prefix pass is taken
     sdpa = _qwen2().train()
