@@ -19,18 +19,25 @@ def _kernels_or_skip():
         pytest.skip("rlvr's C++ kernels could not be built on this machine (see the warning)")
 
 
+def _with_fp64_reference(fn, reference, *inputs):
+    """fn(*inputs) and the input gradients of a random cotangent, with the same from `reference` run in fp64:
+    (out, want, [(grad, grad in fp64) per input])."""
+    out = fn(*inputs)
+    cot = torch.randn_like(out)
+    grads = torch.autograd.grad(out, inputs, cot)
+    fp64 = [t.detach().double().requires_grad_() for t in inputs]
+    want = reference(*fp64)
+    return out, want, list(zip(grads, torch.autograd.grad(want, fp64, cot.double())))
+
+
 @pytest.mark.parametrize("N", [40, 128, 1000])
 def test_rms_norm_values_and_gradients(N):
     _kernels_or_skip()
     torch.manual_seed(0)
     x = (torch.randn(3, 7, N) * 3).requires_grad_()
     w = (1 + 0.3 * torch.randn(N)).requires_grad_()
-    y = rms_norm(x, w, 1e-6)
-    g = torch.randn_like(y)
-    dx, dw = torch.autograd.grad(y, (x, w), g)
-    xd, wd = x.detach().double().requires_grad_(), w.detach().double().requires_grad_()
-    want = wd * xd * torch.rsqrt(xd.pow(2).mean(-1, keepdim=True) + 1e-6)
-    dxw, dww = torch.autograd.grad(want, (xd, wd), g.double())
+    y, want, [(dx, dxw), (dw, dww)] = _with_fp64_reference(
+        lambda x, w: rms_norm(x, w, 1e-6), lambda x, w: w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6), x, w)
     assert y.dtype == dx.dtype == dw.dtype == torch.float32
     torch.testing.assert_close(y.double(), want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(dx.double(), dxw, rtol=1e-4, atol=1e-5)
@@ -42,12 +49,7 @@ def test_swiglu_values_and_gradients():
     torch.manual_seed(0)
     g = (torch.randn(5, 9, 300) * 6).requires_grad_()  # large |g|: the sigmoid's both tails
     u = torch.randn(5, 9, 300).requires_grad_()
-    h = swiglu(g, u)
-    dh = torch.randn_like(h)
-    dg, du = torch.autograd.grad(h, (g, u), dh)
-    gd, ud = g.detach().double().requires_grad_(), u.detach().double().requires_grad_()
-    want = torch.nn.functional.silu(gd) * ud
-    dgw, duw = torch.autograd.grad(want, (gd, ud), dh.double())
+    h, want, [(dg, dgw), (du, duw)] = _with_fp64_reference(swiglu, lambda g, u: torch.nn.functional.silu(g) * u, g, u)
     torch.testing.assert_close(h.double(), want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(dg.double(), dgw, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(du.double(), duw, rtol=1e-5, atol=1e-5)
