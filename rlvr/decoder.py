@@ -30,7 +30,9 @@ cpu_kernel=True (CPU, "exact" mode): a decode step's cache write and attention r
 kernel (`rlvr.kernels`, built on first use): each row's query meets its cached keys and values in one
 pass, where torch ops would run hundreds of tiny matrix-vector products. Keys are then cached in
 transposed blocks of 16 positions, (layers, B, kv_heads, blocks, head_dim, 16), the layout the kernel
-reads fastest. Where the kernel cannot be built, the same step runs in torch ops.
+reads fastest. An fp32 model's whole step (every layer) runs in C++, its projections multiplied by
+copies of the weights packed once per decoder (`_PACK_BUDGET`). Where the kernel cannot be built, the
+same step runs in torch ops.
 
 kv_dtype (bfloat16/float16 under an fp32 model): keys and values are cached rounded to it, so every decode
 step reads half the bytes; the model's arithmetic stays in its dtype (prefill attends over its own unrounded
@@ -179,6 +181,10 @@ def _compiled(fn) -> _Compiled:
 
 
 _BLOCK = 16  # key positions per transposed block in the C++ kernel's cache layout (rlvr/kernels)
+# The fused fp32 step multiplies by copies of the projection weights laid out in panels (rlvr/kernels/linear.h),
+# made once per decoder (a generation batch) while they take at most this many bytes; larger models multiply
+# by the weights as they are (ATen's BLAS)
+_PACK_BUDGET = 1 << 30
 
 
 def _blocked(k: torch.Tensor) -> torch.Tensor:
@@ -267,14 +273,18 @@ class StaticDecoder:
         self.kernel = None  # rlvr's C++ decode attention (CPU, exact mode); keys are then cached transposed
         self.fused = None  # rlvr's C++ decode step over every layer (fp32, position-only rope, not compiled)
         if cpu_kernel and mode == "exact" and self.device.type == "cpu":
-            from rlvr.kernels import decode_attention, decode_layers
+            from rlvr.kernels import decode_attention, decode_layers, pack_panels
 
             self.kernel = decode_attention()
             if self.kernel is not None and self.dtype == torch.float32 and self.rope_table is not None and not compile:
                 self.fused = decode_layers()
                 none = self.embed.new_zeros(0)
+                projections = ("qkv_w", "o_w", "gu_w", "down_w")
+                packed = sum(w[k].numel() * 4 for w in self.layers for k in projections) <= _PACK_BUDGET
+                pack = pack_panels() if packed else (lambda t: t)
                 self._flat = [t if t is not None else none for w in self.layers for t in
-                              (w["ln1"], w["qkv_w"], w["qkv_b"], w["o_w"], w["o_b"], w["ln2"], w["gu_w"], w["down_w"])]
+                              (w["ln1"], pack(w["qkv_w"]), w["qkv_b"], pack(w["o_w"]), w["o_b"], w["ln2"], pack(w["gu_w"]),
+                               pack(w["down_w"]))]
         shape = (len(self.layers), batch, self.n_kv, max_len, self.head_dim)
         # exact mode reads only the positions written so far (the kernel may load a block's unwritten slots,
         # but never uses them): no need to clear the cache; span and graph modes mask slots they read

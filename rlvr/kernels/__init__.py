@@ -18,7 +18,7 @@ from pathlib import Path
 
 _HERE = Path(__file__).parent
 _SOURCES = [_HERE / "decode_attention.cpp", _HERE / "attention.cpp", _HERE / "layers.cpp"]  # the first defines the Python module
-_HEADERS = [_HERE / "common.h"]
+_HEADERS = [_HERE / "common.h", _HERE / "linear.h"]
 _lock = threading.Lock()
 _state: dict = {}  # "module": the loaded extension or None once tried
 
@@ -89,6 +89,14 @@ def decode_layers():
     cannot be built."""
     module = _module()
     return None if module is None else module.decode_layers
+
+
+def pack_panels():
+    """The op that lays an fp32 (N, K) linear weight out as `decode_layers` multiplies it fastest (linear.h's
+    `pack_panels`: panels of 32 output columns; the weight itself on CPUs without AVX-512), or None where the
+    kernels cannot be built."""
+    module = _module()
+    return None if module is None else module.pack_panels
 
 
 def layers():

@@ -4,7 +4,9 @@
 // products and writes the new key and value with strided copies. Here one call writes the new
 // position's key and value into the cache and attends over it: each (row, query head) is one work
 // item (query heads sharing a KV head are consecutive items), split over the ATen thread pool; its
-// query meets every cached key once, one softmax, one weighted sum of the values.
+// query meets every cached key once, one softmax, one weighted sum of the values. Up to four items run
+// side by side (their sums interleaved, so the vector units are not waiting on one item's last addition),
+// each summing in the same order as alone.
 //
 // Keys are cached in blocks of 16 positions, each block transposed: (rows, kv_heads, blocks,
 // head_dim, 16). A block is one contiguous stretch of memory, and the 16 query-key products of a
@@ -18,12 +20,15 @@
 #include <ATen/Parallel.h>
 
 #include "common.h"
+#include "linear.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <vector>
+
+#include <immintrin.h>
 
 namespace {
 
@@ -86,6 +91,94 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
   }
 }
 
+// 16 floats as one vector (one AVX-512 register, two AVX2 ones): the attention's inner loops are written
+// on it so that several independent sums are in flight at once; a single running sum would wait on its
+// own previous addition (a few cycles of latency) at every step.
+typedef float f32x16 __attribute__((vector_size(64)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef _Float16 f16x16 __attribute__((vector_size(32)));
+
+inline f32x16 load16(const float* p) {
+  f32x16 v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+inline f32x16 load16(const at::BFloat16* p) {  // bf16 -> fp32 is the 16 bits moved to the top: exact
+#ifdef __AVX512F__
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return reinterpret_cast<f32x16>(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+#else
+  u16x16 h;
+  __builtin_memcpy(&h, p, sizeof h);
+  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);
+#endif
+}
+inline f32x16 load16(const at::Half* p) {  // fp16 -> fp32: exact
+#ifdef __AVX512F__
+  return reinterpret_cast<f32x16>(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+#else
+  f16x16 h;
+  __builtin_memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, f32x16);
+#endif
+}
+
+// Items processed together: as many as keep their value sums in 16 vector registers (head sizes that are a
+// multiple of 16), else one at a time.
+constexpr int group_for(int64_t DD) {
+  return DD > 0 && DD % 16 == 0 ? (256 / DD >= 4 ? 4 : (256 / DD >= 2 ? 2 : 1)) : 1;
+}
+
+// out[r][j - lo] = q[r] . key_r(j) for positions lo <= j < hi of each item's blocked keys keys[r] (blocks, D,
+// BLOCK), R items at once. Every lane sums over d in order, as `scores` does: the same results.
+template <int R, int64_t DD, typename T>
+inline void scores_group(const float* const* q, const T* const* keys, int64_t lo, int64_t hi, float* const* out) {
+  for (int64_t b0 = lo - lo % BLOCK; b0 < hi; b0 += BLOCK) {
+    f32x16 acc[R] = {};
+    const int64_t off = (b0 / BLOCK) * DD * BLOCK;
+    for (int64_t d = 0; d < DD; ++d)
+      for (int r = 0; r < R; ++r) acc[r] += q[r][d] * load16(keys[r] + off + d * BLOCK);
+    const int64_t first = std::max(b0, lo), last = std::min(b0 + BLOCK, hi);
+    for (int r = 0; r < R; ++r)
+      for (int64_t j = first; j < last; ++j) out[r][j - lo] = acc[r][j - b0];
+  }
+}
+
+// acc[r] += sum_j w[r][j] * values_r[j] over n positions, values (n, D) rows, R items at once; each lane
+// sums over j in order, as `weighted_sum` does.
+template <int R, int64_t DD, typename T>
+inline void weighted_sum_group(const float* const* w, const T* const* values, int64_t n, f32x16 (*acc)[DD / 16]) {
+  constexpr int64_t V = DD / 16;
+  for (int64_t j = 0; j < n; ++j)
+    for (int r = 0; r < R; ++r) {
+      const float wj = w[r][j];
+      const T* vj = values[r] + j * DD;
+      for (int64_t c = 0; c < V; ++c) acc[r][c] += wj * load16(vj + c * 16);
+    }
+}
+
+// A row's scores s (n: the P prompt positions, then the row's own) -> softmax numerators in place, masked
+// positions 0; returns their sum.
+inline float softmax_numerators(float* __restrict sp, const bool* __restrict pm, const bool* __restrict vm, int64_t P,
+                                int64_t n) {
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+  float m = neg_inf;
+  for (int64_t j = 0; j < n; ++j) {  // masked positions -inf; the maximum of the rest
+    const float x = (j < P ? pm[j] : vm[j - P]) ? sp[j] : neg_inf;
+    sp[j] = x;
+    m = x > m ? x : m;
+  }
+  float total = 0.0f;
+#pragma omp simd reduction(+ : total)
+  for (int64_t j = 0; j < n; ++j) {
+    const float e = sp[j] == neg_inf ? 0.0f : exp_nonpositive(sp[j] - m);
+    sp[j] = e;
+    total += e;
+  }
+  return total;
+}
+
 // T: the query's and output's dtype; C: the cache's (the same, or bf16/fp16 under fp32 queries). Rows
 // [row0, row1) of the batch only (inside a parallel region: on this thread).
 template <int64_t DD, typename T, typename C>
@@ -109,7 +202,6 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
   const int64_t vstride = valid.size(1);
   T* op = out.data_ptr<T>();
   const float sc = static_cast<float>(scale);
-  const float neg_inf = -std::numeric_limits<float>::infinity();
 
   at::parallel_for(row0 * Hkv, row1 * Hkv, 16, [&](int64_t lo, int64_t hi) {  // cache the new keys and values
     for (int64_t bk = lo; bk < hi; ++bk) {
@@ -121,38 +213,63 @@ void attend(const at::Tensor& q, const at::Tensor& k_new, const at::Tensor& v_ne
       }
     }
   });
-  at::parallel_for(row0 * H, row1 * H, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<float> qf(D), acc(D), s(n);
-    for (int64_t item = lo; item < hi; ++item) {
+  // one item: a (row, query head) pair; its query scaled to fp32, its scores and softmax numerators in s
+  auto scaled_query = [&](int64_t item, float* qf) {
+    const T* qr = qp + item * D;
+    for (int64_t d = 0; d < D; ++d) qf[d] = to_float(qr[d]) * sc;
+  };
+  auto numerators = [&](int64_t item, float* sp) {
+    const int64_t b = item / H, u = b / g;
+    return softmax_numerators(sp, pmp + u * P, vmp + b * vstride + start, P, n);
+  };
+  auto finish = [&](int64_t item, const float* acc, float total) {
+    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+    T* o = op + item * D;
+    for (int64_t d = 0; d < D; ++d) o[d] = rlvr::from_float<T>(acc[d] * inv);
+  };
+  constexpr int R = group_for(DD);
+  at::parallel_for(row0 * H, row1 * H, R, [&](int64_t lo, int64_t hi) {
+    std::vector<float> qf(R * D), acc(D), s(R * n);
+    int64_t item = lo;
+    if constexpr (R > 1) {  // R items at a time: each sums in the order of the single-item path below
+      for (; item + R <= hi; item += R) {
+        const float* qs[R];
+        const C *pks[R], *kbs[R], *pvs[R], *vbs[R];
+        float *ss[R], *sps[R], totals[R];
+        for (int r = 0; r < R; ++r) {
+          const int64_t it = item + r, b = it / H, kh = (it % H) / rep, u = b / g, bk = b * Hkv + kh;
+          scaled_query(it, qf.data() + r * D);
+          qs[r] = qf.data() + r * D;
+          pks[r] = pkp + (u * Hkv + kh) * NBP * D * BLOCK;
+          kbs[r] = kp + bk * NB * D * BLOCK;
+          pvs[r] = pvp + (u * Hkv + kh) * P * D;
+          vbs[r] = vp + (bk * L + start) * D;
+          ss[r] = s.data() + r * n;
+          sps[r] = ss[r] + P;
+        }
+        scores_group<R, DD>(qs, pks, 0, P, ss);
+        scores_group<R, DD>(qs, kbs, start, pos + 1, sps);
+        for (int r = 0; r < R; ++r) totals[r] = numerators(item + r, ss[r]);
+        f32x16 sums[R][DD / 16] = {};
+        weighted_sum_group<R, DD>(ss, pvs, P, sums);
+        weighted_sum_group<R, DD>(sps, vbs, S, sums);
+        for (int r = 0; r < R; ++r) {
+          __builtin_memcpy(acc.data(), sums[r], DD * sizeof(float));
+          finish(item + r, acc.data(), totals[r]);
+        }
+      }
+    }
+    for (; item < hi; ++item) {
       const int64_t b = item / H, kh = (item % H) / rep, u = b / g, bk = b * Hkv + kh;
-      const C* kb = kp + bk * NB * D * BLOCK;
-      const C* vb = vp + bk * L * D;
-      const T* qr = qp + item * D;
-      for (int64_t d = 0; d < D; ++d) qf[d] = to_float(qr[d]) * sc;
       float* sp = s.data();
+      scaled_query(item, qf.data());
       scores<DD>(qf.data(), pkp + (u * Hkv + kh) * NBP * D * BLOCK, 0, P, D, sp);
-      scores<DD>(qf.data(), kb, start, pos + 1, D, sp + P);
-      const bool* pm = pmp + u * P;
-      const bool* vm = vmp + b * vstride + start;
-      float m = neg_inf;
-      for (int64_t j = 0; j < n; ++j) {  // masked positions -inf; the maximum of the rest
-        const float x = (j < P ? pm[j] : vm[j - P]) ? sp[j] : neg_inf;
-        sp[j] = x;
-        m = x > m ? x : m;
-      }
-      float total = 0.0f;
-#pragma omp simd reduction(+ : total)
-      for (int64_t j = 0; j < n; ++j) {
-        const float e = sp[j] == neg_inf ? 0.0f : exp_nonpositive(sp[j] - m);
-        sp[j] = e;
-        total += e;
-      }
+      scores<DD>(qf.data(), kp + bk * NB * D * BLOCK, start, pos + 1, D, sp + P);
+      const float total = numerators(item, sp);
       std::fill(acc.begin(), acc.end(), 0.0f);
       weighted_sum<DD>(sp, pvp + (u * Hkv + kh) * P * D, P, D, acc.data());
-      weighted_sum<DD>(sp + P, vb + start * D, S, D, acc.data());
-      const float inv = total > 0.0f ? 1.0f / total : 0.0f;
-      T* o = op + item * D;
-      for (int64_t d = 0; d < D; ++d) o[d] = rlvr::from_float<T>(acc[d] * inv);
+      weighted_sum<DD>(sp + P, vp + (bk * L + start) * D, S, D, acc.data());
+      finish(item, acc.data(), total);
     }
   });
 }
@@ -262,6 +379,13 @@ void rotate_row(const float* __restrict row, const float* __restrict c, const fl
   std::copy(row + (H + Hkv) * D, row + (H + 2 * Hkv) * D, v);
 }
 
+// A linear layer's (N, K) weight as nn.Linear holds it, or the same packed by rlvr::pack_panels.
+bool is_weight(const at::Tensor& w, int64_t N, int64_t K) {
+  if (w.dim() == 2) return w.size(0) == N && w.size(1) == K;
+  return w.dim() == 3 && w.is_contiguous() && w.size(1) == K && w.size(2) == rlvr::PANEL &&
+         w.size(0) == (N + rlvr::PANEL - 1) / rlvr::PANEL;
+}
+
 // out (B, I) = silu(gu[:, :I]) * gu[:, I:], gu (B, 2I): the gated MLP's activation.
 void silu_mul(const float* __restrict gu, float* __restrict out, int64_t B, int64_t I) {
   for (int64_t b = 0; b < B; ++b) {
@@ -278,17 +402,18 @@ void silu_mul(const float* __restrict gu, float* __restrict out, int64_t B, int6
 // A whole decode step of a Llama-family model in fp32, every layer, for one new position per row:
 // h (B, hidden) the new tokens' embeddings; w per layer, in order, input_layernorm weight, joint q/k/v
 // projection weight ((H + 2 Hkv) D, hidden) and bias (or an empty tensor), o_proj weight and bias (or
-// empty), post_attention_layernorm weight, joint gate/up weight (2 I, hidden), down weight; norm_w the
+// empty), post_attention_layernorm weight, joint gate/up weight (2 I, hidden), down weight (the four
+// projection weights as nn.Linear holds them or packed by `pack_panels`, linear.h); norm_w the
 // final norm's weight; cos/sin (max_len, D) the rotary table and positions (B,) each row's position in
 // it; pks/pvs per layer and pmask the shared prompt, kc (layers, B, Hkv, blocks, D, 16) and vc (layers,
 // B, Hkv, L, D) the cache and valid, start, pos, scale as for decode_attention -> the final norm's output
 // (B, hidden).
 //
 // The batch is split into one block of rows per thread and each thread runs its rows through every
-// layer alone: its matrix products (ATen's, the BLAS of torch ops, single-threaded inside the parallel
-// region) are on half the rows but keep a core busy without waiting for the other, which for decode-sized
-// products beats splitting every product over the threads; norms, rotary, attention and the activation
-// are fused loops in between.
+// layer alone: its matrix products (rlvr::linear_rows on packed weights, else ATen's, single-threaded inside
+// the parallel region) are on half the rows but keep a core busy without waiting for the other, which for
+// decode-sized products beats splitting every product over the threads; norms, rotary, attention and the
+// activation are fused loops in between.
 at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor norm_w, at::Tensor cos, at::Tensor sin,
                          at::Tensor positions, int64_t n_heads, double eps, std::vector<at::Tensor> pks,
                          std::vector<at::Tensor> pvs, at::Tensor pmask, at::Tensor kc, at::Tensor vc, at::Tensor valid,
@@ -321,12 +446,11 @@ at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor nor
     for (int j = 0; j < 8; ++j)
       TORCH_CHECK(lw[j].scalar_type() == at::kFloat && lw[j].device().is_cpu(), "decode_layers: weights must be "
                   "float32 CPU tensors");
+    const int64_t I2 = 2 * lw[7].size(1);
     TORCH_CHECK(lw[0].is_contiguous() && lw[5].is_contiguous() && lw[0].numel() == hidden && lw[5].numel() == hidden &&
-                lw[1].dim() == 2 && lw[1].size(0) == W && lw[1].size(1) == hidden && (lw[2].numel() == 0 || lw[2].numel() == W) &&
-                lw[3].dim() == 2 && lw[3].size(0) == hidden && lw[3].size(1) == H * D &&
-                (lw[4].numel() == 0 || lw[4].numel() == hidden) && lw[6].dim() == 2 && lw[6].size(1) == hidden &&
-                lw[7].dim() == 2 && lw[7].size(0) == hidden && 2 * lw[7].size(1) == lw[6].size(0),
-                "decode_layers: layer ", i, "'s weights have unexpected shapes");
+                is_weight(lw[1], W, hidden) && (lw[2].numel() == 0 || lw[2].numel() == W) && is_weight(lw[3], hidden, H * D) &&
+                (lw[4].numel() == 0 || lw[4].numel() == hidden) && is_weight(lw[6], I2, hidden) &&
+                is_weight(lw[7], hidden, I2 / 2), "decode_layers: layer ", i, "'s weights have unexpected shapes");
     pks[i] = pks[i].contiguous(), pvs[i] = pvs[i].contiguous();
     TORCH_CHECK(pks[i].scalar_type() == cache && pvs[i].scalar_type() == cache && pks[i].dim() == 5 && pvs[i].dim() == 4 &&
                 pks[i].size(0) == pmask.size(0) && pks[i].size(1) == Hkv && pks[i].size(3) == D &&
@@ -344,6 +468,7 @@ at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor nor
     TORCH_CHECK(0 <= pp[b] && pp[b] < cos.size(0), "decode_layers: a position is outside the rotary table");
   const int64_t I = w[7].size(1);
   const auto opts = h.options();
+  const at::Tensor none = at::empty({0}, opts);
   auto x = at::empty({B, hidden}, opts), qkv = at::empty({B, W}, opts), gu = at::empty({B, 2 * I}, opts);
   auto q = at::empty({B, H, D}, opts), k = at::empty({B, Hkv, D}, opts), v = at::empty({B, Hkv, D}, opts);
   auto att = at::empty({B, H, D}, opts), act = at::empty({B, I}, opts);
@@ -362,10 +487,7 @@ at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor nor
       for (int64_t i = 0; i < n_layers; ++i) {
         const at::Tensor* lw = &w[8 * i];  // ln1, qkv_w, qkv_b, o_w, o_b, ln2, gu_w, down_w
         rms_rows(hp, lw[0].data_ptr<float>(), xp, n, hidden, feps);
-        if (lw[2].numel())
-          at::addmm_out(qkvr, lw[2], xr, lw[1].t());
-        else
-          at::mm_out(qkvr, xr, lw[1].t());
+        rlvr::linear_rows(xr, lw[1], lw[2], qkvr, false);
         for (int64_t b = r0; b < r1; ++b)
           rotate_row(qkv.data_ptr<float>() + b * W, cp + pp[b] * D, sp + pp[b] * D, H, Hkv, D,
                      q.data_ptr<float>() + b * H * D, k.data_ptr<float>() + b * Hkv * D, v.data_ptr<float>() + b * Hkv * D);
@@ -378,12 +500,11 @@ at::Tensor decode_layers(at::Tensor h, std::vector<at::Tensor> w, at::Tensor nor
                                            r0, r1);
         else
           by_head_dim<float, at::Half>(D, q, k, v, pks[i], pvs[i], pmask, P, kci, vci, valid, start, pos, scale, att, r0, r1);
-        if (lw[4].numel()) hr.add_(lw[4]);
-        hr.addmm_(attr, lw[3].t());
+        rlvr::linear_rows(attr, lw[3], lw[4], hr, true);
         rms_rows(hp, lw[5].data_ptr<float>(), xp, n, hidden, feps);
-        at::mm_out(gur, xr, lw[6].t());
+        rlvr::linear_rows(xr, lw[6], none, gur, false);
         silu_mul(gur.data_ptr<float>(), actr.data_ptr<float>(), n, I);
-        hr.addmm_(actr, lw[7].t());
+        rlvr::linear_rows(actr, lw[7], none, hr, true);
       }
       rms_rows(hp, norm_w.data_ptr<float>(), xp, n, hidden, feps);
     }
@@ -406,6 +527,7 @@ std::vector<at::Tensor> swiglu_backward(at::Tensor dh, at::Tensor g, at::Tensor 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("decode_attention", &decode_attention, "write one decode position into a static KV cache and attend over it (CPU)");
   m.def("decode_layers", &decode_layers, "a whole fp32 decode step of a Llama-family model, every layer (CPU)");
+  m.def("pack_panels", &rlvr::pack_panels, "an fp32 (N, K) weight in decode_layers' panel layout (itself without AVX-512)");
   m.def("attention_forward", &attention_forward, "fp32 softmax attention of many query positions, with log-sum-exp (CPU)");
   m.def("attention_backward", &attention_backward, "the gradients of attention_forward (CPU)");
   m.def("rms_norm_forward", &rms_norm_forward, "RMSNorm of the last dimension, with the rows' 1/rms (CPU)");
