@@ -152,3 +152,25 @@ def test_shared_prefix_is_used_only_where_it_saves_tokens(tiny_model_and_tokeniz
     long_resp = pad_batch([Rollout(0, i, 0, "x/0", p, [7] * 200, "", "length", []) for i in range(2)], tok.pad_token_id)
     assert shared_prefix(long_resp["input_ids"], long_resp["prompt_len"]) is None  # 3 of 408 tokens saved
     assert shared_prefix(long_resp["input_ids"], long_resp["prompt_len"], min_saving=0.0)[0] == 3
+
+
+def test_a_shared_prefix_cache_is_gathered_to_the_rows_with_summed_gradients():
+    """The distinct prefixes' KV cache is repeated to the rows by `_GatherRows` (values and gradients as the
+    indexing op's, in fp32: repeated rows' gradients summed)."""
+    from transformers.cache_utils import DynamicCache
+
+    from rlvr.trainer.passes import _rows_of_cache
+
+    torch.manual_seed(0)
+    k, v = torch.randn(3, 2, 5, 4, requires_grad=True), torch.randn(3, 2, 5, 4, requires_grad=True)
+    index = torch.tensor([0, 0, 2, 1, 1, 1, 2])
+    cache = DynamicCache()
+    cache.update(k * 1.0, v * 1.0, 0)
+    _rows_of_cache(cache, index)
+    layer = cache.layers[0]
+    assert type(layer.keys.grad_fn).__name__ == "_GatherRowsBackward" and torch.equal(layer.keys, k[index])
+    g = torch.randn(7, 2, 5, 4)
+    gk, gv = torch.autograd.grad((layer.keys * g).sum() + (layer.values * g).sum(), (k, v))
+    want = torch.autograd.grad((k[index] * g).sum(), k)[0]
+    torch.testing.assert_close(gk, want, rtol=0, atol=1e-6)
+    torch.testing.assert_close(gv, want, rtol=0, atol=1e-6)
