@@ -97,7 +97,6 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
-typedef _Float16 f16x16 __attribute__((vector_size(32)));
 
 inline f32x16 load16(const float* p) {
   f32x16 v;
@@ -107,20 +106,20 @@ inline f32x16 load16(const float* p) {
 inline f32x16 load16(const at::BFloat16* p) {  // bf16 -> fp32 is the 16 bits moved to the top: exact
 #ifdef __AVX512F__
   const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-  return reinterpret_cast<f32x16>(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+  return (f32x16)_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
 #else
   u16x16 h;
   __builtin_memcpy(&h, p, sizeof h);
-  return reinterpret_cast<f32x16>(__builtin_convertvector(h, u32x16) << 16);
+  return (f32x16)(__builtin_convertvector(h, u32x16) << 16);
 #endif
 }
 inline f32x16 load16(const at::Half* p) {  // fp16 -> fp32: exact
 #ifdef __AVX512F__
-  return reinterpret_cast<f32x16>(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+  return (f32x16)_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 #else
-  f16x16 h;
-  __builtin_memcpy(&h, p, sizeof h);
-  return __builtin_convertvector(h, f32x16);
+  f32x16 v;
+  for (int i = 0; i < 16; ++i) v[i] = to_float(p[i]);
+  return v;
 #endif
 }
 
