@@ -5,8 +5,7 @@
 // position's key and value into the cache and attends over it: each (row, query head) is one work
 // item (query heads sharing a KV head are consecutive items), split over the ATen thread pool; its
 // query meets every cached key once, one softmax, one weighted sum of the values. Up to four items run
-// side by side (their sums interleaved, so the vector units are not waiting on one item's last addition),
-// each summing in the same order as alone.
+// side by side (their sums interleaved), each summing in the same order as alone.
 //
 // Keys are cached in blocks of 16 positions, each block transposed: (rows, kv_heads, blocks,
 // head_dim, 16). A block is one contiguous stretch of memory, and the 16 query-key products of a
@@ -28,7 +27,9 @@
 #include <limits>
 #include <vector>
 
+#ifdef __AVX512F__
 #include <immintrin.h>
+#endif
 
 namespace {
 
@@ -91,9 +92,8 @@ inline void weighted_sum(const float* __restrict w, const T* __restrict values, 
   }
 }
 
-// 16 floats as one vector (one AVX-512 register, two AVX2 ones): the attention's inner loops are written
-// on it so that several independent sums are in flight at once; a single running sum would wait on its
-// own previous addition (a few cycles of latency) at every step.
+// 16 floats as one vector (one AVX-512 register, two AVX2 ones): the grouped loops below are written on it,
+// several items' independent sums in flight at once, each cache line read as one vector load.
 typedef float f32x16 __attribute__((vector_size(64)));
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
