@@ -25,8 +25,8 @@ namespace {
 using rlvr::sigmoid;
 using rlvr::to_float;
 
-inline void put(float* p, float v) { *p = v; }
-inline void put(at::BFloat16* p, float v) { *p = rlvr::from_float<at::BFloat16>(v); }
+template <typename T>
+inline void put(T* p, float v) { *p = rlvr::from_float<T>(v); }
 
 void check(const at::Tensor& t, const char* what) {
   TORCH_CHECK(t.device().is_cpu(), what, " must be a CPU tensor");
